@@ -8,6 +8,7 @@
 #ifndef KESU_CLOCK_H
 #define KESU_CLOCK_H
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* spec: NULL/"" /"real", or "control:/path/to/file". Returns 0 or -1. */

@@ -28,7 +28,7 @@ typedef void (*http_handler)(struct evhttp_request *req, const auth_ctx *auth, c
 /* auth may be NULL only if every route is HTTP_PUBLIC. Returns NULL if bind fails. */
 http_server *http_server_new(struct event_base *base, const char *host, int port, auth_cache *auth);
 void http_server_destroy(http_server **self);
-/* method: EVHTTP_REQ_GET etc. pattern: "/v1/complaints/*" — each "*" matches
+/* method: EVHTTP_REQ_GET etc. pattern: "/v1/complaints/ *" — each "*" matches
  * exactly one non-empty segment. First match wins. */
 void http_route(http_server *s, int method, const char *pattern, int flags, http_handler h, void *arg);
 void http_set_ready(http_server *s, bool (*ready)(void *arg), void *arg);
