@@ -1,0 +1,77 @@
+"""Issue 2: one schema and one role per service — no role can read another
+service's tables; tokens carry a role and a unit scope."""
+import psycopg2
+import pytest
+
+from conftest import complaint, wait_for
+
+PAIRS = [("router", "intake.complaints"), ("analytics", "router.work_orders"),
+         ("notifier", "intake.complaints"), ("handler", "router.work_orders"),
+         ("intake", "notify.deliveries"), ("sla", "analytics.orders")]
+
+
+@pytest.mark.parametrize("role,table", PAIRS)
+def test_a_service_role_cannot_read_another_schema(system, role, table):
+    c = system.pg.connect(user="kesu_" + role)
+    try:
+        with c.cursor() as cur:
+            with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                cur.execute("SELECT count(*) FROM " + table)
+    finally:
+        c.close()
+
+
+def test_router_may_not_delete_its_orders(system):
+    c = system.pg.connect(user="kesu_router")
+    try:
+        with c.cursor() as cur:
+            with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                cur.execute("DELETE FROM router.work_orders WHERE false")
+    finally:
+        c.close()
+
+
+def test_tokens_are_stored_hashed(system):
+    tok = system.token("hash-check", "viewer")
+    rows = system.pg.query("SELECT token_hash FROM auth.tokens WHERE name = 'hash-check'")
+    assert rows and tok not in rows[0][0] and len(rows[0][0]) == 64
+
+
+def test_scope_limits_what_a_token_sees(system):
+    sh_agent = system.token("sh-agent", "agent", "310000")
+    sh_handler = system.token("sh-handler", "handler", "310000")
+    r = system.post("intake", "/v1/complaints", complaint(region="110105"), token=sh_agent)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+    bj = system.post("intake", "/v1/complaints", complaint(region="110105")).json()["order_no"]
+    sh = system.post("intake", "/v1/complaints", complaint(region="310115"),
+                     token=sh_agent).json()["order_no"]
+    assert system.get("intake", "/v1/complaints/" + bj, token=sh_agent).status_code == 404
+    assert system.get("intake", "/v1/complaints/" + sh, token=sh_agent).status_code == 200
+    wait_for(lambda: any(o["order_no"] == bj
+                         for o in system.get("handler", "/v1/queue").json()["orders"]),
+             what="Beijing order at handler")
+    wait_for(lambda: any(o["order_no"] == sh
+                         for o in system.get("handler", "/v1/queue", token=sh_handler)
+                         .json()["orders"]), what="Shanghai order visible to Shanghai")
+    seen = {o["order_no"] for o in system.get("handler", "/v1/queue", token=sh_handler)
+            .json()["orders"]}
+    assert bj not in seen
+    r = system.post("handler", "/v1/orders/%s/actions" % bj,
+                    {"action": "close", "answer": "越权"}, token=sh_handler)
+    assert r.status_code in (403, 404)
+
+
+def test_viewer_cannot_submit(system):
+    viewer = system.token("viewer-1", "viewer")
+    r = system.post("intake", "/v1/complaints", complaint(), token=viewer)
+    assert r.status_code == 403
+
+
+def test_every_service_has_health_ready_metrics(system):
+    import requests
+    for name in ("intake", "router", "handler", "sla", "notifier", "analytics"):
+        s = system[name]
+        assert requests.get(s.url("/healthz"), timeout=5).status_code == 200
+        assert requests.get(s.url("/readyz"), timeout=5).status_code == 200
+        m = requests.get(s.url("/metrics"), timeout=5)
+        assert m.status_code == 200 and "# TYPE kesu_http_requests_total counter" in m.text
