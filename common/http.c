@@ -78,11 +78,12 @@ const char *http_header(struct evhttp_request *req, const char *name) {
 }
 
 /* Decoded query values are cached as input headers under a name no client
- * can send (it contains a newline), so they live exactly as long as req. */
+ * can send (a header name cannot contain ':'), so they live exactly as long
+ * as req. (evhttp refuses names with CR/LF, so those cannot be used.) */
 const char *http_query(struct evhttp_request *req, const char *name) {
   struct evkeyvalq *in = evhttp_request_get_input_headers(req);
   char key[128];
-  snprintf(key, sizeof key, "\nq:%s", name);
+  snprintf(key, sizeof key, ":q:%s", name);
   const char *v = evhttp_find_header(in, key);
   if (v) return *v ? v : NULL;
   const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));

@@ -117,3 +117,17 @@ def test_one_complaint_end_to_end(system):
     finally:
         sse.close()
         sub.close()
+
+
+def test_summary_filters_by_region_and_sse_takes_access_token(system):
+    # Query parameters reach the handlers: a region with no complaints counts 0
+    # while the whole country does not.
+    everything = system.get("analytics", "/v1/kpi/summary").json()
+    xinjiang = system.get("analytics", "/v1/kpi/summary?region=650000").json()
+    assert everything["received"] > 0
+    assert xinjiang["received"] == 0
+    # EventSource cannot send headers: the token may come as ?access_token=.
+    r = requests.get(system["analytics"].url("/v1/stream?access_token=" + system.admin),
+                     stream=True, timeout=10)
+    assert r.status_code == 200
+    r.close()

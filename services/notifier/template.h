@@ -1,0 +1,29 @@
+/* template — the notifier's pure helpers: message templates with named
+ * variables (R-41), phone masking for staff views, retry back-off. No I/O, so
+ * they are unit-tested in test_template.c. */
+#ifndef KESU_NOTIFIER_TEMPLATE_H
+#define KESU_NOTIFIER_TEMPLATE_H
+#include <stddef.h>
+#include <stdint.h>
+
+/* The customer's receipt SMS (R-38: work-order number and promised time). */
+#define TEMPLATE_RECEIPT \
+  "【客诉】您的投诉已受理，工单号{order_no}，我们将在{promised_by}前答复您。"
+
+/* Replaces every "{name}" in tmpl with the value of the variable of that name;
+ * unknown names and unmatched braces are kept as written. Returns a malloc'd
+ * string. */
+char *template_render(const char *tmpl, int nvars, const char *const *names,
+                      const char *const *values);
+/* The receipt for an order promised by promised_by_ms (Unix ms). Malloc'd. */
+char *template_receipt(const char *order_no, int64_t promised_by_ms);
+/* "2026-11-24 10:00" in Asia/Shanghai; out needs 17 bytes. */
+void template_local_minute(int64_t ms, char *out, size_t len);
+/* 13812341234 → 138****1234: the first 3 and last 4 characters stay, the rest
+ * become '*'. Shorter numbers keep at most their last 4 characters. */
+void phone_mask(const char *phone, char *out, size_t len);
+/* Delay before the next attempt after `attempts` failed attempts (≥ 1):
+ * min(60 s, 1 s · 2^(attempts-1)) ± 20 %, u uniform in [0, 1). */
+int64_t backoff_delay_ms(int attempts, double u);
+enum { DELIVERY_MAX_ATTEMPTS = 8 };
+#endif
