@@ -1,0 +1,326 @@
+/* actions — pending staff actions: record, send, resend, apply results. */
+#include "actions.h"
+
+#include <event2/event.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "strmap.h"
+
+enum { WAIT_MS = 3000, RESEND_MS = 2000, RESEND_MAX = 200 };
+
+static const char SQL_RECORD[] =
+    "INSERT INTO handler.pending_actions (action_id, order_no, action, answer, actor, created_at, "
+    "sent_at) VALUES ($1::uuid, $2, $3, $4, $5, handler.ms_ts($6::bigint), now())";
+static const char SQL_DUE[] =
+    "WITH due AS (SELECT action_id FROM handler.pending_actions "
+    "  WHERE done_at IS NULL AND (sent_at IS NULL OR sent_at < now() - interval '2 seconds') "
+    "  ORDER BY created_at LIMIT 200 FOR UPDATE SKIP LOCKED) "
+    "UPDATE handler.pending_actions p SET sent_at = now() FROM due "
+    "WHERE p.action_id = due.action_id "
+    "RETURNING p.action_id, p.order_no, p.action, coalesce(p.answer, ''), p.actor, "
+    "handler.ts_ms(p.created_at)";
+static const char SQL_RESULT[] =
+    "UPDATE handler.pending_actions SET result_ok = $2::boolean, result_code = $3, "
+    "result_message = $4, done_at = now() WHERE action_id = $1::uuid AND done_at IS NULL";
+/* A close the router accepted closes the local copy (at the time staff
+ * closed it); one it refused as conflict (closed already, e.g. by another
+ * handler) does too, without our answer. */
+static const char SQL_CLOSE_LOCAL[] =
+    "UPDATE handler.orders o SET state = 'closed', "
+    "closed_at = CASE WHEN $2::boolean THEN p.created_at ELSE handler.ms_ts($4::bigint) END, "
+    "answer = CASE WHEN $2::boolean THEN p.answer ELSE o.answer END "
+    "FROM handler.pending_actions p WHERE p.action_id = $1::uuid AND o.order_no = p.order_no "
+    "AND p.action = 'close' AND o.state = 'open' AND ($2::boolean OR $3 = 'conflict')";
+
+typedef struct waiter {
+  pending_actions *owner;
+  struct evhttp_request *req;
+  char action_id[37];
+  char *action;
+  struct event *timer;
+} waiter;
+
+struct pending_actions {
+  struct event_base *base;
+  pg_conn *pg;
+  router_link *link;
+  char *handler_id;
+  strmap *waiters; /* action_id -> waiter */
+  struct event *ev_resend;
+  bool resending;
+};
+
+static metric *m_sent, *m_resent, *m_results;
+
+static int send_action(pending_actions *self, const char *action_id, const char *order_no,
+                       const char *action, const char *answer, const char *actor, int64_t at) {
+  if (!self->link)
+    return -1;
+  Kesu__V1__Action a = KESU__V1__ACTION__INIT;
+  a.action_id = (char *)action_id;
+  a.order_no = (char *)order_no;
+  a.action = (char *)action;
+  a.answer = (char *)answer;
+  a.actor = (char *)actor;
+  a.at = at;
+  a.handler_id = self->handler_id;
+  return router_link_send_action(self->link, &a);
+}
+
+static void waiter_free(waiter *w) {
+  if (w->timer)
+    event_free(w->timer);
+  free(w->action);
+  free(w);
+}
+
+static void on_wait_timeout(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  waiter *w = arg;
+  strmap_remove(w->owner->waiters, w->action_id);
+  /* Recorded and on its way: it will be resent until the router answers. */
+  http_reply_json(w->req, 202,
+                  json_pack("{s:s, s:s}", "action_id", w->action_id, "status", "pending"));
+  waiter_free(w);
+}
+
+/* --- submit -------------------------------------------------------------- */
+
+typedef struct {
+  pending_actions *self;
+  struct evhttp_request *req;
+  char action_id[37];
+  char *order_no, *action, *answer, *actor;
+  int64_t at;
+} submission;
+
+static void submission_free(submission *s) {
+  free(s->order_no);
+  free(s->action);
+  free(s->answer);
+  free(s->actor);
+  free(s);
+}
+
+static void on_recorded(const pg_result_set *rs, void *arg) {
+  submission *s = arg;
+  pending_actions *self = s->self;
+  if (!rs->ok) {
+    log_warn("actions: cannot record %s on %s: %s", s->action, s->order_no, rs->error);
+    http_reply_error(s->req, 503, "unavailable", "the action could not be recorded; try again",
+                     NULL);
+    submission_free(s);
+    return;
+  }
+  if (send_action(self, s->action_id, s->order_no, s->action, s->answer, s->actor, s->at) == 0)
+    metric_add(m_sent, 1);
+  waiter *w = calloc(1, sizeof *w);
+  w->owner = self;
+  w->req = s->req;
+  memcpy(w->action_id, s->action_id, sizeof w->action_id);
+  w->action = strdup(s->action);
+  w->timer = evtimer_new(self->base, on_wait_timeout, w);
+  struct timeval tv = {WAIT_MS / 1000, (WAIT_MS % 1000) * 1000};
+  evtimer_add(w->timer, &tv);
+  strmap_put(self->waiters, w->action_id, w);
+  submission_free(s);
+}
+
+void pending_actions_submit(pending_actions *self, struct evhttp_request *req, const char *order_no,
+                            const char *action, const char *answer, const char *actor) {
+  submission *s = calloc(1, sizeof *s);
+  s->self = self;
+  s->req = req;
+  uuid_v4(s->action_id);
+  s->order_no = strdup(order_no);
+  s->action = strdup(action);
+  s->answer = strdup(answer ? answer : "");
+  s->actor = strdup(actor ? actor : "");
+  s->at = clock_now_ms();
+  char at[24];
+  snprintf(at, sizeof at, "%" PRId64, s->at);
+  const char *v[6] = {s->action_id, s->order_no, s->action, answer, s->actor, at};
+  pg_tx *tx = pg_tx_new();
+  pg_tx_add(tx, SQL_RECORD, 6, v, NULL, NULL);
+  pg_conn_submit(self->pg, tx, on_recorded, s);
+}
+
+/* --- results ------------------------------------------------------------- */
+
+typedef struct {
+  waiter *w; /* NULL if nobody waits */
+  bool ok;
+  char *code, *message;
+} result_ctx;
+
+static int status_of(const char *code) {
+  if (strcmp(code, "not_found") == 0)
+    return 404;
+  if (strcmp(code, "invalid_value") == 0 || strcmp(code, "missing_field") == 0)
+    return 422;
+  return 409; /* conflict: the action no longer fits the order */
+}
+
+static void on_result_stored(const pg_result_set *rs, void *arg) {
+  result_ctx *rc = arg;
+  if (!rs->ok)
+    log_warn("actions: result not stored (%s); the action is resent and answered again", rs->error);
+  waiter *w = rc->w;
+  if (w) {
+    if (rc->ok) {
+      http_reply_json(w->req, 200,
+                      json_pack("{s:s, s:b, s:s}", "action_id", w->action_id, "ok", 1, "state",
+                                strcmp(w->action, "close") == 0 ? "closed" : "open"));
+    } else {
+      json_t *msg = json_string(rc->message);
+      json_t *err = json_pack("{s:s, s:o, s:n}", "code", *rc->code ? rc->code : "conflict",
+                              "message", msg ? msg : json_string(rc->code), "field");
+      http_reply_json(w->req, status_of(rc->code),
+                      json_pack("{s:o, s:s}", "error", err, "action_id", w->action_id));
+    }
+    waiter_free(w);
+  }
+  free(rc->code);
+  free(rc->message);
+  free(rc);
+}
+
+static bool is_uuid(const char *s) {
+  if (!s || strlen(s) != 36)
+    return false;
+  for (int i = 0; i < 36; i++) {
+    char c = s[i];
+    bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    if (dash ? c != '-' : !hex)
+      return false;
+  }
+  return true;
+}
+
+void pending_actions_on_result(pending_actions *self, const Kesu__V1__ActionResult *r) {
+  if (!is_uuid(r->action_id)) {
+    log_warn("actions: result for a malformed action id ignored");
+    return;
+  }
+  metric_add(m_results, 1);
+  result_ctx *rc = calloc(1, sizeof *rc);
+  rc->w = strmap_remove(self->waiters, r->action_id);
+  if (rc->w)
+    evtimer_del(rc->w->timer);
+  rc->ok = r->ok;
+  rc->code = strdup(r->code ? r->code : "");
+  rc->message = strdup(r->message ? r->message : "");
+  char now[24];
+  snprintf(now, sizeof now, "%" PRId64, clock_now_ms());
+  const char *ok = r->ok ? "true" : "false";
+  const char *v1[4] = {r->action_id, ok, rc->code, rc->message};
+  const char *v2[4] = {r->action_id, ok, rc->code, now};
+  pg_tx *tx = pg_tx_new();
+  pg_tx_add(tx, SQL_RESULT, 4, v1, NULL, NULL);
+  pg_tx_add(tx, SQL_CLOSE_LOCAL, 4, v2, NULL, NULL);
+  pg_conn_submit(self->pg, tx, on_result_stored, rc);
+}
+
+/* --- resend -------------------------------------------------------------- */
+
+typedef struct {
+  int64_t created;
+  int row;
+} due_row;
+
+static int by_created(const void *a, const void *b) {
+  const due_row *x = a, *y = b;
+  if (x->created != y->created)
+    return x->created < y->created ? -1 : 1;
+  return x->row - y->row;
+}
+
+static void on_due(const pg_result_set *rs, void *arg) {
+  pending_actions *self = arg;
+  self->resending = false;
+  if (!rs->ok) {
+    log_warn("actions: cannot read pending actions: %s", rs->error);
+    return;
+  }
+  PGresult *r = rs->res[0];
+  int n = PQntuples(r);
+  if (n == 0)
+    return;
+  due_row *rows = calloc((size_t)n, sizeof *rows);
+  for (int i = 0; i < n; i++) {
+    rows[i].created = strtoll(PQgetvalue(r, i, 5), NULL, 10);
+    rows[i].row = i;
+  }
+  qsort(rows, (size_t)n, sizeof *rows, by_created); /* in the order staff acted */
+  int sent = 0;
+  for (int k = 0; k < n; k++) {
+    int i = rows[k].row;
+    if (send_action(self, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
+                    PQgetvalue(r, i, 3), PQgetvalue(r, i, 4), rows[k].created) == 0)
+      sent++;
+  }
+  free(rows);
+  metric_add(m_resent, sent);
+  log_info("actions: %d unanswered actions resent", sent);
+}
+
+static void on_resend_tick(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  pending_actions *self = arg;
+  if (self->resending || !self->link || !pg_conn_ready(self->pg))
+    return;
+  self->resending = true;
+  pg_tx *tx = pg_tx_new();
+  pg_tx_add(tx, SQL_DUE, 0, NULL, NULL, NULL);
+  pg_conn_submit(self->pg, tx, on_due, self);
+}
+
+/* --- life ---------------------------------------------------------------- */
+
+pending_actions *pending_actions_new(struct event_base *base, pg_conn *pg, const char *handler_id) {
+  m_sent = metric_counter("handler_actions_sent_total", "staff actions sent to the router");
+  m_resent = metric_counter("handler_actions_resent_total", "staff actions sent again");
+  m_results = metric_counter("handler_action_results_total", "action results from the router");
+  pending_actions *self = calloc(1, sizeof *self);
+  self->base = base;
+  self->pg = pg;
+  self->handler_id = strdup(handler_id);
+  self->waiters = strmap_new();
+  self->ev_resend = event_new(base, -1, EV_PERSIST, on_resend_tick, self);
+  struct timeval tv = {RESEND_MS / 1000, (RESEND_MS % 1000) * 1000};
+  event_add(self->ev_resend, &tv);
+  return self;
+}
+
+void pending_actions_set_link(pending_actions *self, router_link *link) { self->link = link; }
+
+static bool free_waiter(const char *key, void *value, void *arg) {
+  (void)key;
+  (void)arg;
+  waiter *w = value;
+  http_reply_error(w->req, 503, "unavailable", "shutting down", NULL);
+  waiter_free(w);
+  return true;
+}
+
+void pending_actions_destroy(pending_actions **selfp) {
+  pending_actions *self = *selfp;
+  if (!self)
+    return;
+  event_free(self->ev_resend);
+  strmap_each(self->waiters, free_waiter, NULL);
+  strmap_destroy(&self->waiters);
+  free(self->handler_id);
+  free(self);
+  *selfp = NULL;
+}

@@ -1,0 +1,287 @@
+/* api — the workbench HTTP API: the queue of open orders in the token's scope
+ * (R-50), one order with its actions, and staff actions on an order. Orders
+ * outside the scope are 404, as if they did not exist. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "actions.h"
+#include "clock.h"
+#include "http.h"
+#include "link.h"
+#include "log.h"
+#include "office.h"
+#include "views.h"
+
+enum { QUEUE_DEFAULT = 10000, QUEUE_MAX = 50000 };
+
+static const char SQL_QUEUE[] =
+    "SELECT order_no, unit_id, region, complaint->>'title', complaint->'customer'->>'name', "
+    "handler.ts_ms(due_at), handler.ts_ms(received_at) FROM handler.orders "
+    "WHERE state = 'open' AND region LIKE $1 ORDER BY due_at NULLS LAST, order_no LIMIT $2::int";
+static const char SQL_QUEUE_COUNT[] =
+    "SELECT count(*) FROM handler.orders WHERE state = 'open' AND region LIKE $1";
+static const char SQL_ORDER[] =
+    "SELECT order_no, unit_id, region, dispatch_id, handler.ts_ms(received_at), "
+    "handler.ts_ms(due_at), complaint::text, state, handler.ts_ms(closed_at), answer "
+    "FROM handler.orders WHERE order_no = $1";
+static const char SQL_ORDER_ACTIONS[] =
+    "SELECT action_id, action, answer, actor, handler.ts_ms(created_at), handler.ts_ms(sent_at), "
+    "result_ok, result_code, result_message, handler.ts_ms(done_at) "
+    "FROM handler.pending_actions WHERE order_no = $1 ORDER BY created_at, action_id";
+static const char SQL_ORDER_STATE[] =
+    "SELECT region, state FROM handler.orders WHERE order_no = $1";
+
+/* What a request keeps of its token (the cache may reload meanwhile). */
+typedef struct {
+  office *o;
+  struct evhttp_request *req;
+  char scope[32];
+  char *actor, *order_no, *action, *answer;
+} request_ctx;
+
+static request_ctx *ctx_new(office *o, struct evhttp_request *req, const auth_ctx *auth) {
+  request_ctx *c = calloc(1, sizeof *c);
+  c->o = o;
+  c->req = req;
+  snprintf(c->scope, sizeof c->scope, "%s", auth->scope ? auth->scope : "");
+  c->actor = strdup(auth->name ? auth->name : "");
+  return c;
+}
+
+static void ctx_free(request_ctx *c) {
+  free(c->actor);
+  free(c->order_no);
+  free(c->action);
+  free(c->answer);
+  free(c);
+}
+
+static bool staff(const auth_ctx *auth) {
+  return auth && auth->role &&
+         (strcmp(auth->role, "handler") == 0 || strcmp(auth->role, "admin") == 0);
+}
+
+static bool refuse(struct evhttp_request *req, office *o, const auth_ctx *auth) {
+  if (!staff(auth)) {
+    http_reply_error(req, 403, "forbidden", "handler or admin role required", NULL);
+    return true;
+  }
+  if (!pg_conn_ready(o->pg)) {
+    http_reply_error(req, 503, "unavailable", "database unavailable", NULL);
+    return true;
+  }
+  return false;
+}
+
+static json_t *text_or_null(PGresult *r, int row, int col) {
+  if (PQgetisnull(r, row, col))
+    return json_null();
+  json_t *j = json_string(PQgetvalue(r, row, col));
+  return j ? j : json_null();
+}
+
+static json_t *time_or_null(PGresult *r, int row, int col) {
+  if (PQgetisnull(r, row, col))
+    return json_null();
+  char buf[40];
+  clock_format_ms(strtoll(PQgetvalue(r, row, col), NULL, 10), buf, sizeof buf);
+  return json_string(buf);
+}
+
+/* --- GET /v1/queue ------------------------------------------------------- */
+
+static void on_queue(const pg_result_set *rs, void *arg) {
+  request_ctx *c = arg;
+  if (!rs->ok) {
+    http_reply_error(c->req, 503, "unavailable", "database unavailable", NULL);
+    ctx_free(c);
+    return;
+  }
+  PGresult *r = rs->res[0];
+  int64_t now = clock_now_ms();
+  json_t *orders = json_array();
+  for (int i = 0; i < PQntuples(r); i++) {
+    if (!auth_scope_covers(c->scope, PQgetvalue(r, i, 2)))
+      continue;
+    json_t *row = json_object();
+    json_object_set_new(row, "order_no", text_or_null(r, i, 0));
+    json_object_set_new(row, "unit_id", text_or_null(r, i, 1));
+    json_object_set_new(row, "region", text_or_null(r, i, 2));
+    json_object_set_new(row, "title", text_or_null(r, i, 3));
+    json_object_set_new(row, "customer_name", text_or_null(r, i, 4));
+    json_object_set_new(row, "due_at", time_or_null(r, i, 5));
+    if (PQgetisnull(r, i, 5)) {
+      json_object_set_new(row, "time_left_seconds", json_null());
+    } else {
+      int64_t left_ms = strtoll(PQgetvalue(r, i, 5), NULL, 10) - now;
+      /* floor: one millisecond overdue is already -1 s */
+      int64_t left = left_ms >= 0 ? left_ms / 1000 : -((-left_ms + 999) / 1000);
+      json_object_set_new(row, "time_left_seconds", json_integer(left));
+    }
+    json_object_set_new(row, "received_at", time_or_null(r, i, 6));
+    json_array_append_new(orders, row);
+  }
+  json_int_t count = strtoll(PQgetvalue(rs->res[1], 0, 0), NULL, 10);
+  http_reply_json(c->req, 200, json_pack("{s:o, s:I}", "orders", orders, "count", count));
+  ctx_free(c);
+}
+
+static void get_queue(struct evhttp_request *req, const auth_ctx *auth, char **segs, int nsegs,
+                      void *arg) {
+  (void)segs;
+  (void)nsegs;
+  office *o = arg;
+  if (refuse(req, o, auth))
+    return;
+  long limit = QUEUE_DEFAULT;
+  const char *l = http_query(req, "limit");
+  if (l) {
+    char *end;
+    limit = strtol(l, &end, 10);
+    if (*end || limit < 1 || limit > QUEUE_MAX) {
+      http_reply_error(req, 422, "invalid_value", "limit must be an integer from 1 to 50000",
+                       "limit");
+      return;
+    }
+  }
+  request_ctx *c = ctx_new(o, req, auth);
+  char pattern[80], lim[16];
+  scope_like_pattern(c->scope, pattern, sizeof pattern);
+  snprintf(lim, sizeof lim, "%ld", limit);
+  const char *v[2] = {pattern, lim};
+  pg_tx *tx = pg_tx_new();
+  pg_tx_add(tx, SQL_QUEUE, 2, v, NULL, NULL);
+  pg_tx_add(tx, SQL_QUEUE_COUNT, 1, v, NULL, NULL);
+  pg_conn_submit(o->pg, tx, on_queue, c);
+}
+
+/* --- GET /v1/orders/{order_no} ------------------------------------------ */
+
+static void on_order(const pg_result_set *rs, void *arg) {
+  request_ctx *c = arg;
+  if (!rs->ok) {
+    http_reply_error(c->req, 503, "unavailable", "database unavailable", NULL);
+    ctx_free(c);
+    return;
+  }
+  PGresult *r = rs->res[0];
+  if (PQntuples(r) != 1 || !auth_scope_covers(c->scope, PQgetvalue(r, 0, 2))) {
+    http_reply_error(c->req, 404, "not_found", "no such work order in your queue", NULL);
+    ctx_free(c);
+    return;
+  }
+  json_t *body = json_object();
+  json_object_set_new(body, "order_no", text_or_null(r, 0, 0));
+  json_object_set_new(body, "unit_id", text_or_null(r, 0, 1));
+  json_object_set_new(body, "region", text_or_null(r, 0, 2));
+  json_object_set_new(body, "dispatch_id", text_or_null(r, 0, 3));
+  json_object_set_new(body, "received_at", time_or_null(r, 0, 4));
+  json_object_set_new(body, "due_at", time_or_null(r, 0, 5));
+  json_t *complaint = json_loads(PQgetvalue(r, 0, 6), 0, NULL);
+  json_object_set_new(body, "complaint", complaint ? complaint : json_null());
+  json_object_set_new(body, "state", text_or_null(r, 0, 7));
+  json_object_set_new(body, "closed_at", time_or_null(r, 0, 8));
+  json_object_set_new(body, "answer", text_or_null(r, 0, 9));
+  PGresult *a = rs->res[1];
+  json_t *actions = json_array();
+  for (int i = 0; i < PQntuples(a); i++) {
+    json_t *row = json_object();
+    json_object_set_new(row, "action_id", text_or_null(a, i, 0));
+    json_object_set_new(row, "action", text_or_null(a, i, 1));
+    json_object_set_new(row, "answer", text_or_null(a, i, 2));
+    json_object_set_new(row, "actor", text_or_null(a, i, 3));
+    json_object_set_new(row, "created_at", time_or_null(a, i, 4));
+    json_object_set_new(row, "sent_at", time_or_null(a, i, 5));
+    bool done = !PQgetisnull(a, i, 9);
+    json_object_set_new(row, "status", json_string(done ? "done" : "pending"));
+    json_object_set_new(row, "ok",
+                        PQgetisnull(a, i, 6) ? json_null()
+                                             : json_boolean(PQgetvalue(a, i, 6)[0] == 't'));
+    json_object_set_new(row, "code", text_or_null(a, i, 7));
+    json_object_set_new(row, "message", text_or_null(a, i, 8));
+    json_object_set_new(row, "done_at", time_or_null(a, i, 9));
+    json_array_append_new(actions, row);
+  }
+  json_object_set_new(body, "actions", actions);
+  http_reply_json(c->req, 200, body);
+  ctx_free(c);
+}
+
+static void get_order(struct evhttp_request *req, const auth_ctx *auth, char **segs, int nsegs,
+                      void *arg) {
+  office *o = arg;
+  if (refuse(req, o, auth))
+    return;
+  request_ctx *c = ctx_new(o, req, auth);
+  const char *v[1] = {segs[0]};
+  pg_tx *tx = pg_tx_new();
+  pg_tx_add(tx, SQL_ORDER, 1, v, NULL, NULL);
+  pg_tx_add(tx, SQL_ORDER_ACTIONS, 1, v, NULL, NULL);
+  pg_conn_submit(o->pg, tx, on_order, c);
+}
+
+/* --- POST /v1/orders/{order_no}/actions --------------------------------- */
+
+static void on_order_state(const pg_result_set *rs, void *arg) {
+  request_ctx *c = arg;
+  if (!rs->ok) {
+    http_reply_error(c->req, 503, "unavailable", "database unavailable", NULL);
+    ctx_free(c);
+    return;
+  }
+  PGresult *r = rs->res[0];
+  if (PQntuples(r) != 1 || !auth_scope_covers(c->scope, PQgetvalue(r, 0, 0))) {
+    http_reply_error(c->req, 404, "not_found", "no such work order in your queue", NULL);
+  } else if (strcmp(PQgetvalue(r, 0, 1), "closed") == 0) {
+    http_reply_error(c->req, 409, "conflict", "工单已结办 (the order is already closed)", NULL);
+  } else {
+    pending_actions_submit(c->o->actions, c->req, c->order_no, c->action, c->answer, c->actor);
+  }
+  ctx_free(c);
+}
+
+static void post_action(struct evhttp_request *req, const auth_ctx *auth, char **segs, int nsegs,
+                        void *arg) {
+  office *o = arg;
+  if (!staff(auth)) {
+    http_reply_error(req, 403, "forbidden", "handler or admin role required", NULL);
+    return;
+  }
+  json_t *body = http_read_json(req);
+  if (!body)
+    return;
+  action_request ar;
+  request_problem p;
+  if (action_request_parse(body, &ar, &p) != 0) {
+    http_reply_error(req, p.status, p.code, p.message, p.field);
+    json_decref(body);
+    return;
+  }
+  if (!pg_conn_ready(o->pg)) {
+    json_decref(body);
+    http_reply_error(req, 503, "unavailable", "database unavailable", NULL);
+    return;
+  }
+  request_ctx *c = ctx_new(o, req, auth);
+  c->order_no = strdup(segs[0]);
+  c->action = strdup(ar.action);
+  c->answer = ar.answer ? strdup(ar.answer) : NULL;
+  json_decref(body);
+  const char *v[1] = {c->order_no};
+  pg_tx *tx = pg_tx_new();
+  pg_tx_add(tx, SQL_ORDER_STATE, 1, v, NULL, NULL);
+  pg_conn_submit(o->pg, tx, on_order_state, c);
+}
+
+static bool ready(void *arg) {
+  office *o = arg;
+  return pg_conn_ready(o->pg) && o->link && router_link_hello_sent(o->link);
+}
+
+void api_routes(office *o) {
+  http_route(o->http, EVHTTP_REQ_GET, "/v1/queue", 0, get_queue, o);
+  http_route(o->http, EVHTTP_REQ_GET, "/v1/orders/*", 0, get_order, o);
+  http_route(o->http, EVHTTP_REQ_POST, "/v1/orders/*/actions", 0, post_action, o);
+  http_set_ready(o->http, ready, o);
+}

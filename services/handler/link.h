@@ -1,0 +1,36 @@
+/* link — the handler's DEALER link to the router (docs/internals.md
+ * "Router ⇄ handler"). Identity = handler_id. Says Hello (units, credit) at
+ * start and every second — the Hello doubles as heartbeat and lets a
+ * restarted router learn the units again. Delivers Dispatch and ActionResult
+ * to callbacks; sends DispatchAck and Action. Sends never block: while the
+ * router is away ZeroMQ queues them, and both sides resend what matters.
+ */
+#ifndef KESU_HANDLER_LINK_H
+#define KESU_HANDLER_LINK_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "envelope.h"
+
+struct event_base;
+typedef struct router_link router_link;
+
+typedef struct {
+  /* Messages are valid during the call only. */
+  void (*on_dispatch)(const Kesu__V1__Dispatch *d, void *arg);
+  void (*on_result)(const Kesu__V1__ActionResult *r, void *arg);
+  void *arg;
+} router_link_events;
+
+/* units: copied. NULL if the socket cannot be made. */
+router_link *router_link_new(struct event_base *base, const char *endpoint, const char *handler_id,
+                             const char *const *units, size_t nunits, uint32_t credit,
+                             const router_link_events *events);
+void router_link_destroy(router_link **self);
+int router_link_ack(router_link *self, const char *dispatch_id, const char *order_no);
+int router_link_send_action(router_link *self, const Kesu__V1__Action *action);
+bool router_link_hello_sent(const router_link *self);
+/* Milliseconds since the router was last heard from; -1 if never. */
+int64_t router_link_silence_ms(const router_link *self);
+#endif

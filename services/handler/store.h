@@ -1,0 +1,23 @@
+/* store — dispatched work orders into handler.orders, then acknowledged.
+ *
+ * Idempotent by order_no (INSERT … ON CONFLICT DO NOTHING): a resent or
+ * repeated dispatch changes nothing and is acknowledged again. Inserts are
+ * group-committed: what arrives while one transaction is in flight goes into
+ * the next; the acks for a batch go out only after it commits, so an
+ * acknowledged order is always in the local queue.
+ */
+#ifndef KESU_HANDLER_STORE_H
+#define KESU_HANDLER_STORE_H
+#include "envelope.h"
+#include "link.h"
+#include "pg.h"
+
+struct event_base;
+typedef struct order_store order_store;
+
+order_store *order_store_new(struct event_base *base, pg_conn *pg, router_link *link);
+void order_store_destroy(order_store **self);
+/* link may be set after creation (the link's callbacks need the store first). */
+void order_store_set_link(order_store *self, router_link *link);
+void order_store_dispatch(order_store *self, const Kesu__V1__Dispatch *d);
+#endif

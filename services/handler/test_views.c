@@ -1,0 +1,124 @@
+/* Unit tests: workbench action requests, the complaint view, scope patterns. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <string.h>
+
+#include "views.h"
+
+/* The last parsed body: the request's strings point into it. */
+static json_t *held;
+
+static int parse(const char *text, action_request *out, request_problem *p) {
+  json_decref(held);
+  held = json_loads(text, 0, NULL);
+  assert_non_null(held);
+  return action_request_parse(held, out, p);
+}
+
+static void test_close_with_answer_is_accepted(void **state) {
+  (void)state;
+  action_request r;
+  request_problem p;
+  assert_int_equal(parse("{\"action\":\"close\",\"answer\":\"已为您退费\"}", &r, &p), 0);
+  assert_string_equal(r.action, "close");
+  assert_string_equal(r.answer, "已为您退费");
+}
+
+static void test_refusals(void **state) {
+  (void)state;
+  action_request r;
+  request_problem p;
+  assert_int_equal(parse("{\"action\":\"close\",\"answer\":\"x\",\"extra\":1}", &r, &p), -1);
+  assert_string_equal(p.code, "unknown_field");
+  assert_string_equal(p.field, "extra");
+  assert_int_equal(p.status, 422);
+  assert_int_equal(parse("{\"answer\":\"x\"}", &r, &p), -1);
+  assert_string_equal(p.code, "missing_field");
+  assert_string_equal(p.field, "action");
+  assert_int_equal(parse("{\"action\":7}", &r, &p), -1);
+  assert_string_equal(p.code, "wrong_type");
+  assert_int_equal(parse("{\"action\":\"sign\"}", &r, &p), -1);
+  assert_string_equal(p.code, "invalid_value");
+  assert_int_equal(parse("{\"action\":\"close\"}", &r, &p), -1);
+  assert_string_equal(p.code, "missing_field");
+  assert_string_equal(p.field, "answer");
+  assert_int_equal(parse("{\"action\":\"close\",\"answer\":\"  \"}", &r, &p), -1);
+  assert_string_equal(p.code, "missing_field");
+  assert_int_equal(parse("{\"action\":\"close\",\"answer\":[]}", &r, &p), -1);
+  assert_string_equal(p.code, "wrong_type");
+}
+
+static void test_answer_limit_counts_characters(void **state) {
+  (void)state;
+  action_request r;
+  request_problem p;
+  /* 2000 Chinese characters (6000 bytes) are fine, 2001 are not. */
+  char body[7000];
+  strcpy(body, "{\"action\":\"close\",\"answer\":\"");
+  for (int i = 0; i < 2000; i++)
+    strcat(body, "答");
+  strcat(body, "\"}");
+  assert_int_equal(parse(body, &r, &p), 0);
+  body[strlen(body) - 2] = '\0';
+  strcat(body, "答\"}");
+  assert_int_equal(parse(body, &r, &p), -1);
+  assert_string_equal(p.code, "too_long");
+}
+
+static void test_complaint_view(void **state) {
+  (void)state;
+  Kesu__V1__Customer cu = KESU__V1__CUSTOMER__INIT;
+  cu.name = "张三";
+  cu.phone = "13800001234";
+  Kesu__V1__Complaint c = KESU__V1__COMPLAINT__INIT;
+  c.order_no = "KS1";
+  c.channel = KESU__V1__CHANNEL__HOTLINE;
+  c.tier = KESU__V1__TIER__PROVINCIAL;
+  c.accepted_at = 1795399200000; /* 2026-11-23T10:00:00+08:00 */
+  c.customer = &cu;
+  c.title = "宽带断网";
+  json_t *v = complaint_view(&c);
+  assert_string_equal(json_string_value(json_object_get(v, "order_no")), "KS1");
+  assert_string_equal(json_string_value(json_object_get(v, "channel")), "hotline");
+  assert_string_equal(json_string_value(json_object_get(v, "tier")), "provincial");
+  assert_string_equal(json_string_value(json_object_get(json_object_get(v, "customer"), "name")),
+                      "张三");
+  assert_string_equal(json_string_value(json_object_get(v, "accepted_at")),
+                      "2026-11-23T10:00:00.000+08:00");
+  assert_true(json_is_null(json_object_get(v, "promised_by")));
+  json_decref(v);
+}
+
+static void test_scope_patterns(void **state) {
+  (void)state;
+  char out[32];
+  scope_like_pattern("310000", out, sizeof out);
+  assert_string_equal(out, "31%");
+  scope_like_pattern("310100", out, sizeof out);
+  assert_string_equal(out, "3101%");
+  scope_like_pattern("310115", out, sizeof out);
+  assert_string_equal(out, "310115%");
+  scope_like_pattern("000000", out, sizeof out);
+  assert_string_equal(out, "%");
+  scope_like_pattern("", out, sizeof out);
+  assert_string_equal(out, "%");
+  scope_like_pattern("3_%", out, sizeof out);
+  assert_string_equal(out, "3\\_\\%%");
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_close_with_answer_is_accepted),
+      cmocka_unit_test(test_refusals),
+      cmocka_unit_test(test_answer_limit_counts_characters),
+      cmocka_unit_test(test_complaint_view),
+      cmocka_unit_test(test_scope_patterns),
+  };
+  int rc = cmocka_run_group_tests(tests, NULL, NULL);
+  json_decref(held);
+  return rc;
+}

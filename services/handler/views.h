@@ -1,0 +1,40 @@
+/* views — what the workbench shows and accepts, as JSON; pure functions.
+ *
+ * complaint_view: the complaint as stored in handler.orders.complaint and
+ * shown to staff (times RFC 3339 +08:00).
+ * action_request_parse: POST /v1/orders/{no}/actions bodies —
+ * {"action":"close","answer":"…"}; unknown fields are refused, a close needs
+ * an answer of 1–2000 characters.
+ * scope_like_pattern: the SQL LIKE pattern of the regions a token scope
+ * covers (same rule as auth_scope_covers).
+ */
+#ifndef KESU_HANDLER_VIEWS_H
+#define KESU_HANDLER_VIEWS_H
+#include <jansson.h>
+#include <stddef.h>
+
+#include "envelope.h"
+
+enum { ANSWER_MAX_CHARS = 2000 };
+
+/* New reference; never NULL (undecodable text becomes ""). */
+json_t *complaint_view(const Kesu__V1__Complaint *c);
+
+typedef struct {
+  const char *action; /* borrowed from the body */
+  const char *answer; /* NULL if absent */
+} action_request;
+
+typedef struct {
+  int status;       /* 422 */
+  const char *code; /* missing_field, wrong_type, too_long, invalid_value, unknown_field */
+  const char *field;
+  const char *message;
+} request_problem;
+
+/* 0 and *out filled, or -1 and *problem filled (strings static or borrowed from body). */
+int action_request_parse(json_t *body, action_request *out, request_problem *problem);
+
+/* "310000" -> "31%", "000000"/"" -> "%"; LIKE metacharacters escaped. */
+void scope_like_pattern(const char *scope, char *out, size_t outlen);
+#endif

@@ -1,0 +1,46 @@
+/* dispatcher — hands work orders to regional handlers (ARCHITECTURE §4,
+ * docs/internals.md "Router ⇄ handler").
+ *
+ * Owns the ROUTER socket handlers connect to (DEALER, identity = handler_id),
+ * the registry of live handlers, and every order waiting for or in flight to
+ * a handler. An order is dispatched to one live handler serving its unit that
+ * has free credit; unacknowledged after 2 s it is resent with the same
+ * dispatch_id (to another handler, with a new id, if its handler is gone —
+ * unseen for 3 s). There is never a second dispatch for an order while one is
+ * in flight to a live handler. Acks are written in batches: one transaction
+ * per batch records the dispatches sent and applies router.ack_dispatch, which
+ * emits WorkOrderDispatched once per order. An order leaves memory when its
+ * ack is committed; until then a restart reloads it from the database.
+ */
+#ifndef KESU_ROUTER_DISPATCHER_H
+#define KESU_ROUTER_DISPATCHER_H
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "envelope.h"
+#include "pg.h"
+
+struct event_base;
+typedef struct dispatcher dispatcher;
+
+/* An Action arrived from handler_id; the message is valid during the call. */
+typedef void (*dispatcher_action_fn)(const char *handler_id, const Kesu__V1__Action *action,
+                                     void *arg);
+
+/* NULL if the endpoint cannot be bound. */
+dispatcher *dispatcher_new(struct event_base *base, pg_conn *pg, const char *endpoint,
+                           dispatcher_action_fn on_action, void *arg);
+void dispatcher_destroy(dispatcher **self);
+/* A work order in state 'created' to dispatch. Arguments are copied; complaint
+ * is a packed kesu.v1.Complaint. Ignored if the order is already held. */
+void dispatcher_enqueue(dispatcher *self, const char *order_no, const char *unit_id,
+                        const char *region, const unsigned char *complaint, size_t complaint_len,
+                        int64_t due_at);
+/* Sends an ActionResult to handler_id; 0 or -1 (link gone: the handler resends). */
+int dispatcher_reply(dispatcher *self, const char *handler_id, const Kesu__V1__ActionResult *res);
+/* [{handler_id, units, credit, in_flight, ...}] — new reference. */
+json_t *dispatcher_handlers_json(dispatcher *self);
+size_t dispatcher_waiting(const dispatcher *self);
+size_t dispatcher_in_flight(const dispatcher *self);
+#endif

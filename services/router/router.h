@@ -1,0 +1,51 @@
+/* router — the shared state of the router service: the parts main.c wires
+ * together and the modules reach through it.
+ *
+ *   orders.c      work orders from intake's ComplaintReceived stream (routing
+ *                 rules, WorkOrderCreated, start-up reload of undispatched orders)
+ *   dispatcher.c  the ROUTER socket to regional handlers: dispatch, ack, resend
+ *   actions.c     staff actions sent by handlers (close), applied once per id
+ *   api.c         HTTP: order and handler views
+ */
+#ifndef KESU_ROUTER_ROUTER_H
+#define KESU_ROUTER_ROUTER_H
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "auth.h"
+#include "consumer.h"
+#include "envelope.h"
+#include "http.h"
+#include "outbox.h"
+#include "pg.h"
+#include "rules.h"
+#include "strmap.h"
+
+struct event_base;
+typedef struct dispatcher dispatcher;
+
+typedef struct router {
+  struct event_base *base;
+  pg_conn *pg;      /* writes: intake batches, dispatch journal, actions */
+  pg_conn *pg_read; /* outbox publisher, HTTP reads, token cache */
+  auth_cache *auth;
+  http_server *http;
+  outbox_publisher *publisher;
+  dispatcher *dispatcher;
+  consumer *intake;     /* created once rules and open orders are loaded */
+  routing_rules *rules; /* NULL until first loaded */
+  bool rules_loading, orders_reloading, orders_reloaded;
+  strmap *units_pending;     /* order_no -> unit chosen in apply (malloc'd), until committed */
+  struct event *orders_tick; /* retries loading rules / open orders until both are in */
+} router;
+
+/* orders.c */
+void orders_start(router *r);
+void orders_stop(router *r);
+
+/* actions.c: an Action from handler_id (the link's routing id). */
+void actions_handle(router *r, const char *handler_id, const Kesu__V1__Action *action);
+
+/* api.c */
+void api_routes(router *r);
+#endif
