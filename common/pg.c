@@ -24,7 +24,9 @@ struct pg_tx {
   pg_tx_cb cb;
   void *arg;
   PGresult **res;
-  int cur;         /* statement whose results are being read */
+  int cur;         /* result slot being read */
+  int nslots;      /* results expected: one per statement, plus one per Prepare sent */
+  int *slot_stmt;  /* slot → statement index; -1-i for the Prepare of statement i */
   bool internal;   /* LISTEN set-up, not the caller's */
   struct pg_tx *next;
 };
@@ -36,6 +38,7 @@ typedef struct {
 } pg_listen;
 
 enum { PG_DOWN, PG_CONNECTING, PG_READY };
+enum { PREPARED_SLOTS = 512, PREPARED_MAX = 256 };
 
 struct pg_conn {
   struct event_base *base;
@@ -55,6 +58,13 @@ struct pg_conn {
   int nlistens;
   pg_state_cb state_cb;
   void *state_arg;
+  /* Prepared statements of this session, by SQL text: every statement a
+   * service repeats is parsed and planned once per connection. */
+  struct {
+    char *sql;
+    int id;
+  } prepared[PREPARED_SLOTS];
+  int nprepared;
 };
 
 static void pg_start_connect(pg_conn *self);
@@ -120,6 +130,7 @@ void pg_tx_destroy(pg_tx **txp) {
     if (tx->res && tx->res[i]) PQclear(tx->res[i]);
   }
   free(tx->res);
+  free(tx->slot_stmt);
   free(tx->stmts);
   free(tx);
   *txp = NULL;
@@ -142,6 +153,67 @@ static void tx_finish(pg_tx *tx, bool ok, const char *error) {
   }
   if (tx->cb) tx->cb(&rs, tx->arg);
   pg_tx_destroy(&tx);
+}
+
+
+/* --- prepared statement cache -------------------------------------------- */
+
+static unsigned hash_sql(const char *s) {
+  unsigned h = 2166136261u;
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
+  return h;
+}
+
+/* id of a prepared statement for sql, or 0. */
+static int prepared_find(pg_conn *self, const char *sql) {
+  for (unsigned i = hash_sql(sql) % PREPARED_SLOTS, k = 0; k < PREPARED_SLOTS;
+       i = (i + 1) % PREPARED_SLOTS, k++) {
+    if (!self->prepared[i].sql) return 0;
+    if (strcmp(self->prepared[i].sql, sql) == 0) return self->prepared[i].id;
+  }
+  return 0;
+}
+
+/* Reserves an id for sql (0 if the cache is full). */
+static int prepared_add(pg_conn *self, const char *sql) {
+  if (self->nprepared >= PREPARED_MAX) return 0;
+  unsigned i = hash_sql(sql) % PREPARED_SLOTS;
+  while (self->prepared[i].sql) i = (i + 1) % PREPARED_SLOTS;
+  self->prepared[i].sql = strdup(sql);
+  self->prepared[i].id = ++self->nprepared;
+  return self->prepared[i].id;
+}
+
+static void prepared_clear(pg_conn *self) {
+  for (int i = 0; i < PREPARED_SLOTS; i++) {
+    free(self->prepared[i].sql);
+    self->prepared[i].sql = NULL;
+    self->prepared[i].id = 0;
+  }
+  self->nprepared = 0;
+}
+
+/* A Prepare did not happen (error, or skipped in an aborted pipeline): forget
+ * it, so the next transaction prepares it again. Rebuilds the table (rare). */
+static void prepared_forget(pg_conn *self, const char *sql) {
+  char *keep[PREPARED_SLOTS];
+  int ids[PREPARED_SLOTS], n = 0;
+  for (int i = 0; i < PREPARED_SLOTS; i++) {
+    if (!self->prepared[i].sql) continue;
+    if (strcmp(self->prepared[i].sql, sql) == 0) {
+      free(self->prepared[i].sql);
+    } else {
+      keep[n] = self->prepared[i].sql;
+      ids[n++] = self->prepared[i].id;
+    }
+    self->prepared[i].sql = NULL;
+  }
+  for (int k = 0; k < n; k++) {
+    unsigned i = hash_sql(keep[k]) % PREPARED_SLOTS;
+    while (self->prepared[i].sql) i = (i + 1) % PREPARED_SLOTS;
+    self->prepared[i].sql = keep[k];
+    self->prepared[i].id = ids[k];
+  }
 }
 
 /* --- connection --------------------------------------------------------- */
@@ -167,6 +239,7 @@ static void pg_drop(pg_conn *self, const char *why) {
     PQfinish(self->conn);
     self->conn = NULL;
   }
+  prepared_clear(self);
   pg_set_state(self, PG_DOWN);
   if (self->inflight) {
     pg_tx *tx = self->inflight;
@@ -223,8 +296,8 @@ static void pg_read_results(pg_conn *self) {
     pg_tx *tx = self->inflight;
     PGresult *r = PQgetResult(self->conn);
     if (!r) {
-      /* End of one statement's results. */
-      if (tx->cur < tx->n) tx->cur++;
+      /* End of one statement's (or Prepare's) results. */
+      if (tx->cur < tx->nslots) tx->cur++;
       continue;
     }
     ExecStatusType st = PQresultStatus(r);
@@ -240,9 +313,26 @@ static void pg_read_results(pg_conn *self) {
       tx_finish(tx, ok, ok ? NULL : "transaction failed");
       continue;
     }
-    if (tx->cur < tx->n) {
-      if (tx->res[tx->cur]) PQclear(tx->res[tx->cur]);
-      tx->res[tx->cur] = r;
+    if (tx->cur < tx->nslots && tx->slot_stmt[tx->cur] < 0) {
+      /* The result of a Prepare: keep an error to report, forget a Prepare
+       * that did not happen. */
+      int i = -1 - tx->slot_stmt[tx->cur];
+      if (st != PGRES_COMMAND_OK) {
+        prepared_forget(self, tx->stmts[i].sql);
+        if (st == PGRES_FATAL_ERROR && !tx->res[i]) {
+          tx->res[i] = r;
+          r = NULL;
+        }
+      }
+      PQclear(r);
+    } else if (tx->cur < tx->nslots) {
+      int i = tx->slot_stmt[tx->cur];
+      if (tx->res[i] && PQresultStatus(tx->res[i]) == PGRES_FATAL_ERROR) {
+        PQclear(r); /* keep the Prepare's error */
+      } else {
+        if (tx->res[i]) PQclear(tx->res[i]);
+        tx->res[i] = r;
+      }
     } else {
       PQclear(r);
     }
@@ -278,15 +368,38 @@ static void pg_on_read(evutil_socket_t fd, short what, void *arg) {
 
 static void pg_send(pg_conn *self, pg_tx *tx) {
   tx->res = calloc((size_t)(tx->n > 0 ? tx->n : 1), sizeof *tx->res);
+  tx->slot_stmt = calloc((size_t)(2 * tx->n + 1), sizeof *tx->slot_stmt);
   tx->cur = 0;
+  tx->nslots = 0;
   for (int i = 0; i < tx->n; i++) {
     pg_stmt *s = &tx->stmts[i];
-    if (!PQsendQueryParams(self->conn, s->sql, s->nparams, NULL, (const char *const *)s->values,
-                           s->lengths, s->formats, s->result_format)) {
+    int ok;
+    int id = tx->internal ? 0 : prepared_find(self, s->sql);
+    if (!id && !tx->internal && (id = prepared_add(self, s->sql)) != 0) {
+      char name[24];
+      snprintf(name, sizeof name, "k%d", id);
+      if (!PQsendPrepare(self->conn, name, s->sql, s->nparams, NULL)) {
+        self->inflight = tx;
+        pg_drop(self, PQerrorMessage(self->conn));
+        return;
+      }
+      tx->slot_stmt[tx->nslots++] = -1 - i;
+    }
+    if (id) {
+      char name[24];
+      snprintf(name, sizeof name, "k%d", id);
+      ok = PQsendQueryPrepared(self->conn, name, s->nparams, (const char *const *)s->values,
+                               s->lengths, s->formats, s->result_format);
+    } else {
+      ok = PQsendQueryParams(self->conn, s->sql, s->nparams, NULL, (const char *const *)s->values,
+                             s->lengths, s->formats, s->result_format);
+    }
+    if (!ok) {
       self->inflight = tx;
       pg_drop(self, PQerrorMessage(self->conn));
       return;
     }
+    tx->slot_stmt[tx->nslots++] = i;
   }
   if (!PQpipelineSync(self->conn)) {
     self->inflight = tx;
@@ -422,6 +535,7 @@ void pg_conn_destroy(pg_conn **selfp) {
   event_free(self->ev_retry);
   event_free(self->ev_kick);
   if (self->conn) PQfinish(self->conn);
+  prepared_clear(self);
   self->conn = NULL;
   if (self->inflight) pg_tx_destroy(&self->inflight);
   while (self->head) {
