@@ -5,8 +5,8 @@
  * strmap_each, except removing the entry being visited via the callback's
  * return value.
  */
-#ifndef KESU_ROUTER_STRMAP_H
-#define KESU_ROUTER_STRMAP_H
+#ifndef KESU_STRMAP_H
+#define KESU_STRMAP_H
 #include <stdbool.h>
 #include <stddef.h>
 
