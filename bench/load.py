@@ -103,7 +103,8 @@ def main():
     ap.add_argument("--conns", type=int, default=32)
     ap.add_argument("--url", default="http://127.0.0.1:%d" % (8080 + off))
     ap.add_argument("--router-pub", default="tcp://127.0.0.1:%d" % (7110 + off))
-    ap.add_argument("--token-file", default=os.path.join(ROOT, "var", "admin.token"))
+    ap.add_argument("--token-file", default=os.path.join(
+        ROOT, "var", "admin.token" if off == 0 else "admin-%d.token" % off))
     ap.add_argument("--token", default=os.environ.get("KESU_TOKEN"))
     a = ap.parse_args()
     token = a.token or open(a.token_file).read().strip()
