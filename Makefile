@@ -10,7 +10,7 @@
 DEB_PACKAGES := build-essential pkg-config libzmq3-dev libprotobuf-c-dev protobuf-c-compiler \
   protobuf-compiler libevent-dev libpq-dev libjansson-dev libcmocka-dev libcurl4-openssl-dev \
   libssl-dev postgresql-15 python3-pytest python3-zmq python3-psycopg2 python3-protobuf \
-  python3-requests curl
+  python3-requests curl chromium fonts-wqy-zenhei
 
 SAN ?= 0
 ifeq ($(SAN),1)
@@ -48,13 +48,14 @@ BINS := $(patsubst %,$(B)/bin/kesu-%,$(SERVICES)) $(B)/bin/kesuctl
 COMMON_TESTS := $(patsubst common/%.c,$(B)/tests/common_%,$(wildcard common/test_*.c))
 SVC_TESTS := $(foreach s,$(SERVICES) kesuctl,$(patsubst services/$(s)/%.c,$(B)/tests/$(s)_%,$(wildcard services/$(s)/test_*.c)))
 
-.PHONY: all deps build run test unit e2e bench clean lint
+.PHONY: all deps build run test unit e2e bench clean lint web
 .DEFAULT_GOAL := all
 all: $(BINS) $(GEN_PY)
 build: all
 
 deps:
-	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done; \
+	  command -v npm >/dev/null || echo nodejs npm); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:" $$missing; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
@@ -106,8 +107,15 @@ $(B)/tests/common_%: common/%.c $(LIB)
 
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
 
+# Front-end libraries from npm (package.json / package-lock.json): ECharts for
+# the dashboard, playwright-core for the browser tests. Not committed.
+web: node_modules/.package-lock.json
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
 run: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all web
 	@exec deploy/local/run.sh
 
 unit: $(COMMON_TESTS) $(SVC_TESTS)
@@ -117,6 +125,7 @@ e2e: all
 	cd tests && KESU_BUILD=$(CURDIR)/$(B) /usr/bin/python3 -m pytest -q -x --durations=10 $(PYTEST_ARGS)
 
 test: deps
+	@$(MAKE) --no-print-directory web
 	@$(MAKE) --no-print-directory SAN=1 all unit
 	@$(MAKE) --no-print-directory SAN=1 e2e
 

@@ -171,9 +171,33 @@ static void builtin_clock(struct evhttp_request *req, const auth_ctx *auth, char
   if (evhttp_request_get_command(req) == EVHTTP_REQ_POST) {
     json_t *j = http_read_json(req);
     if (!j) return;
+    const char *key;
+    json_t *val;
+    json_object_foreach(j, key, val) {
+      if (strcmp(key, "advance_ms") != 0 && strcmp(key, "set") != 0) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "unknown field %.60s", key);
+        json_t *k = json_string(key);
+        http_reply_error(req, 422, "unknown_field", msg, k ? key : NULL);
+        json_decref(k);
+        json_decref(j);
+        return;
+      }
+    }
     json_t *adv = json_object_get(j, "advance_ms");
     json_t *set = json_object_get(j, "set");
     int64_t ms;
+    if (adv && !json_is_integer(adv)) {
+      json_decref(j);
+      http_reply_error(req, 422, "wrong_type", "advance_ms must be an integer (milliseconds)",
+                       "advance_ms");
+      return;
+    }
+    if (set && !json_is_string(set)) {
+      json_decref(j);
+      http_reply_error(req, 422, "wrong_type", "set must be an RFC 3339 string", "set");
+      return;
+    }
     if (json_is_integer(adv)) {
       clock_advance_ms(json_integer_value(adv));
     } else if (json_is_string(set) && clock_parse_ms(json_string_value(set), &ms) == 0) {

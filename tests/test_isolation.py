@@ -75,3 +75,14 @@ def test_every_service_has_health_ready_metrics(system):
         assert requests.get(s.url("/readyz"), timeout=5).status_code == 200
         m = requests.get(s.url("/metrics"), timeout=5)
         assert m.status_code == 200 and "# TYPE kesu_http_requests_total counter" in m.text
+
+
+def test_roles_limit_what_a_token_reads(system):
+    agent = system.token("agent-roles", "agent")
+    viewer = system.token("viewer-roles", "viewer")
+    no = system.post("intake", "/v1/complaints", complaint()).json()["order_no"]
+    # a dashboard viewer sees KPIs but not the customer's name and phone
+    assert system.get("intake", "/v1/complaints/" + no, token=viewer).status_code == 403
+    assert system.get("intake", "/v1/complaints/" + no, token=agent).status_code == 200
+    assert system.get("analytics", "/v1/kpi/summary", token=viewer).status_code == 200
+    assert system.get("analytics", "/v1/kpi/summary", token=agent).status_code == 403

@@ -18,6 +18,7 @@
 #include "consumer.h"
 #include "envelope.h"
 #include "http.h"
+#include "web.h"
 #include "log.h"
 #include "metrics.h"
 #include "pg.h"
@@ -299,6 +300,13 @@ static void on_summary(const pg_result_set *rs, void *arg) {
 static void h_summary(struct evhttp_request *req, const auth_ctx *auth, char **segs, int nsegs,
                       void *arg) {
   app *a = arg;
+  /* KPIs are for dashboards (viewer), staff (handler, centre) and admins —
+   * not for intake agents. */
+  if (strcmp(auth->role, "admin") != 0 && strcmp(auth->role, "viewer") != 0 &&
+      strcmp(auth->role, "handler") != 0 && strcmp(auth->role, "centre") != 0) {
+    http_reply_error(req, 403, "forbidden", "this token's role may not read KPIs", NULL);
+    return;
+  }
   summary_q *q = calloc(1, sizeof *q);
   q->req = req;
   if (!effective_region(req, auth, http_query(req, "region"), q->region, sizeof q->region)) {
@@ -389,6 +397,7 @@ int main(void) {
   a.sse = sse_hub_new(base, (size_t)cfg_long("KESU_ANALYTICS_SSE_RING", RING_EVENTS));
   http_route(a.http, EVHTTP_REQ_GET, "/v1/kpi/summary", 0, h_summary, &a);
   http_route(a.http, EVHTTP_REQ_GET, "/v1/stream", 0, h_stream, &a);
+  web_routes(a.http);
   http_set_ready(a.http, is_ready, &a);
   http_set_metrics(a.http, metrics_cb, &a);
 

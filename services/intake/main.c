@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "auth.h"
 #include "clock.h"
@@ -34,7 +35,9 @@ typedef struct submission {
   char receiver[64];
   char order_no[32];
   int64_t accepted_ms, promised_ms;
-  bool solo; /* retried alone after its batch failed */
+  int64_t deadline; /* monotonic ms: answer 503 if not stored by then */
+  bool solo;        /* retried alone after its batch failed */
+  bool attempted;   /* sent to the database at least once (outcome may be unknown) */
 } submission;
 
 typedef struct {
@@ -50,6 +53,8 @@ typedef struct {
   submission *qhead, *qtail;
   size_t qlen;
   bool batch_inflight;
+  struct event *sweep;
+  long submit_timeout_ms;
   metric *m_accepted, *m_replayed, *m_refused, *m_batches;
 } intake;
 
@@ -217,11 +222,11 @@ typedef struct {
   int n;
 } batch;
 
-static void requeue_front(submission *list) {
-  /* Put a failed batch back at the head, each to be retried alone. */
+static void requeue_front(submission *list, bool solo) {
+  /* Put a failed batch back at the head (solo: each to be retried alone). */
   submission *last = NULL;
   for (submission *s = list; s; s = s->next) {
-    s->solo = true;
+    s->solo = solo;
     app.qlen++;
     last = s;
   }
@@ -231,13 +236,66 @@ static void requeue_front(submission *list) {
   if (!app.qtail) app.qtail = last;
 }
 
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void reply_unavailable(submission *s) {
+  metric_add(app.m_refused, 1);
+  if (s->attempted) {
+    /* The last attempt's outcome is unknown (the connection was lost): the
+     * client can check by number instead of submitting twice. */
+    char msg[200];
+    snprintf(msg, sizeof msg,
+             "database unavailable; complaint %s may or may not have been stored — check "
+             "GET /v1/complaints/%s before retrying",
+             s->order_no, s->order_no);
+    http_reply_error(s->req, 503, "unavailable", msg, NULL);
+  } else {
+    http_reply_error(s->req, 503, "unavailable", "database unavailable; nothing was stored, retry",
+                     NULL);
+  }
+  submission_free(s);
+}
+
+/* Answers 503 for queued complaints whose deadline passed (database down). */
+static void on_sweep(evutil_socket_t fd, short what, void *arg) {
+  int64_t now = mono_ms();
+  submission **pp = &app.qhead;
+  app.qtail = NULL;
+  while (*pp) {
+    submission *s = *pp;
+    if (s->deadline <= now) {
+      *pp = s->next;
+      app.qlen--;
+      log_warn("complaint %s: not stored within %ld ms, answering 503", s->order_no[0] ? s->order_no : "(unnumbered)",
+               app.submit_timeout_ms);
+      reply_unavailable(s);
+    } else {
+      app.qtail = s;
+      pp = &s->next;
+    }
+  }
+}
+
 static void on_batch(const pg_result_set *rs, void *arg) {
   batch *b = arg;
   app.batch_inflight = false;
+  if (!rs->ok && (!rs->sqlstate || !*rs->sqlstate)) {
+    /* Connection lost: the outcome is unknown. Each retry is idempotent by
+     * its order number, so keep them queued until the deadline. */
+    log_warn("batch of %d: %s; retrying after reconnect", b->n, rs->error);
+    requeue_front(b->items, false);
+    free(b);
+    flush();
+    return;
+  }
   if (!rs->ok) {
     if (b->n > 1) {
       log_warn("batch of %d failed (%s); retrying each alone", b->n, rs->error);
-      requeue_front(b->items);
+      requeue_front(b->items, true);
     } else {
       submission *s = b->items;
       log_error("complaint not stored: %s", rs->error ? rs->error : "connection lost");
@@ -296,6 +354,7 @@ static void flush(void) {
     app.qlen--;
     s->next = NULL;
     if (!s->order_no[0]) order_no_for(app.block_next++, s->accepted_ms, s->order_no, sizeof s->order_no);
+    s->attempted = true;
     add_submit(tx, s);
     *tail = s;
     tail = &s->next;
@@ -338,6 +397,10 @@ static void post_complaint(struct evhttp_request *req, const auth_ctx *auth, cha
     http_reply_error(req, 503, "unavailable", "reference data not loaded yet; retry", NULL);
     return;
   }
+  if (!pg_conn_ready(app.pg)) {
+    http_reply_error(req, 503, "unavailable", "database unavailable; nothing was stored, retry", NULL);
+    return;
+  }
   if (app.qlen >= QUEUE_MAX) {
     http_reply_error(req, 503, "unavailable", "intake is overloaded; retry shortly", NULL);
     return;
@@ -373,6 +436,7 @@ static void post_complaint(struct evhttp_request *req, const auth_ctx *auth, cha
   snprintf(s->receiver, sizeof s->receiver, "%s", auth->name);
   s->accepted_ms = clock_now_ms();
   s->promised_ms = s->accepted_ms + tier_limit_seconds(s->c.tier) * 1000;
+  s->deadline = mono_ms() + app.submit_timeout_ms;
   if (app.qtail)
     app.qtail->next = s;
   else
@@ -432,6 +496,12 @@ static void on_read(const pg_result_set *rs, void *arg) {
 
 static void get_complaint(struct evhttp_request *req, const auth_ctx *auth, char **segs, int n,
                           void *arg) {
+  /* Customer details: agents, handlers and admins — not dashboard viewers. */
+  if (strcmp(auth->role, "admin") != 0 && strcmp(auth->role, "agent") != 0 &&
+      strcmp(auth->role, "handler") != 0) {
+    http_reply_error(req, 403, "forbidden", "this token's role may not read complaints", NULL);
+    return;
+  }
   readctx *rc = calloc(1, sizeof *rc);
   rc->req = req;
   snprintf(rc->scope, sizeof rc->scope, "%s", auth->scope ? auth->scope : "");
@@ -460,6 +530,7 @@ int main(void) {
   app.m_replayed = metric_counter("intake_idempotent_replays_total", "repeated Idempotency-Key");
   app.m_refused = metric_counter("intake_complaints_refused_total", "complaints refused");
   app.m_batches = metric_counter("intake_batches_total", "group-commit transactions");
+  app.submit_timeout_ms = cfg_long("KESU_INTAKE_SUBMIT_TIMEOUT_MS", 10000);
   app.pg = pg_conn_new(app.base, cfg_pg_conninfo("intake"), "intake");
   app.pg_pub = pg_conn_new(app.base, cfg_pg_conninfo("intake"), "intake-pub");
   pg_conn_on_state(app.pg, on_pg_state, NULL);
@@ -478,7 +549,11 @@ int main(void) {
   http_route(app.http, EVHTTP_REQ_GET, "/v1/complaints/*", 0, get_complaint, NULL);
   http_set_ready(app.http, ready, NULL);
   http_set_metrics(app.http, metrics, NULL);
+  app.sweep = event_new(app.base, -1, EV_PERSIST, on_sweep, NULL);
+  struct timeval half = {0, 500000};
+  event_add(app.sweep, &half);
   int rc = service_run(app.base);
+  event_free(app.sweep);
   http_server_destroy(&app.http);
   outbox_publisher_destroy(&app.pub);
   auth_cache_destroy(&app.auth);

@@ -1,0 +1,6 @@
+/* web — routes for the ops dashboard page and its static assets. */
+#ifndef KESU_ANALYTICS_WEB_H
+#define KESU_ANALYTICS_WEB_H
+#include "http.h"
+void web_routes(http_server *http);
+#endif
