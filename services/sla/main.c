@@ -1,17 +1,27 @@
-/* kesu-sla — the SLA watcher (R-25, R-31, R-32).
+/* kesu-sla — the SLA watcher (R-25 … R-37).
  *
  * Consumes the router's stream: WorkOrderCreated starts an ANSWER timer
- * (limit by tier), WorkOrderClosed closes it. Open timers live in a min-heap
+ * whose limit comes from the most specific policy (sla.policies) counted on
+ * the working calendar (sla.calendar_days), WorkOrderClosed closes it. Past
+ * the breach a timer climbs the escalation ladder (150 % → the unit above,
+ * 200 % → the next, R-32) until closed. Every warning, breach and escalation
+ * is a supervision record 督办记录 written by sla.fire with its event; a
+ * breach also books the assessment ledger (R-37). Open timers live in a min-heap
  * by next fire time; when one comes due, one transaction per batch calls
  * sla.fire() per timer, which records the warning/breach and appends
  * SlaWarning/SlaBreached to the outbox only if not recorded before and the
  * timer is not closed. The publisher puts them on PUB 7120 / replay 7121.
+ *
+ * HTTP: GET /v1/timers/{order_no}; POST /v1/timers/{order_no}/recommit
+ * (R-34); GET /v1/supervision?unit=&month=&order_no= (督办记录);
+ * GET /v1/due?unit=&date= (R-36); GET /v1/ledger?unit=&month=&order_no= (R-37).
  *
  * The clock may jump (KESU_CLOCK=control:) without any signal, so besides a
  * timer armed for the next fire time the heap is also checked every 200 ms.
  */
 #include <event2/event.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,16 +37,21 @@
 #include "metrics.h"
 #include "outbox.h"
 #include "pg.h"
+#include "reference.h"
 #include "service.h"
 #include "timers.h"
 
-enum { FIRE_BATCH = 500, POLL_MS = 200, RETRY_MS = 1000, CATCH_UP_WAIT_MS = 30000 };
+enum { LOAD_CHUNK = 50000, FIRE_BATCH = 500, POLL_MS = 200, RETRY_MS = 1000, CATCH_UP_WAIT_MS = 30000 };
 
 #define MS(col) "(extract(epoch from " col ") * 1000)::bigint"
 
+typedef enum { FIRE_WARNING, FIRE_BREACH, FIRE_ESCALATION } fire_kind;
+
 typedef struct {
   sla_timer *t;
-  bool warning; /* false: breach */
+  fire_kind kind;
+  int level;  /* escalation rung 1 or 2 */
+  int64_t at; /* the fire's time */
 } fire_item;
 
 typedef struct {
@@ -48,15 +63,19 @@ typedef struct {
   outbox_publisher *pub;
   const char *router_pub, *router_replay;
   timer_set timers;
+  sla_reference ref;
+  bool ref_loaded, ref_loading, ref_again;
   struct event *ev_fire, *ev_poll, *ev_reload;
   bool loaded, loading;
+  char load_after[2][80]; /* key of the last timer loaded: (order_no, step) */
+  long nloaded;
   bool firing;
   fire_item *fires;
   int nfires;
   int64_t retry_after; /* monotonic ms */
   int64_t started_mono;
   bool caught_up; /* the router stream was caught up at least once since start */
-  metric *m_open, *m_warnings, *m_breaches, *m_applied;
+  metric *m_open, *m_warnings, *m_breaches, *m_escalations, *m_applied;
 } app;
 
 static int64_t mono_ms(void) {
@@ -91,17 +110,24 @@ static void arm_fire_timer(app *a) {
 
 typedef struct {
   const char *order_no, *unit_id, *region;
-  int64_t started, warn_at, due_at, limit_s;
+  int64_t started, limit_s;
+  sla_deadline d;
 } timer_spec;
 
-static void spec_of_created(const Kesu__V1__Envelope *env, timer_spec *ts) {
+/* The ANSWER step's limit (R-25 … R-30). The event names kind and tier;
+ * stream, customer level and area are not on WorkOrderCreated, so only
+ * policies with '*' there match (docs: issue 4 notes). */
+static void spec_of_created(app *a, const Kesu__V1__Envelope *env, timer_spec *ts) {
   const Kesu__V1__WorkOrderCreated *c = env->work_order_created;
   ts->order_no = *c->order_no ? c->order_no : env->order_no;
   ts->unit_id = c->unit_id;
   ts->region = *env->region ? env->region : c->region;
   ts->started = c->accepted_at ? c->accepted_at : env->occurred_at;
-  ts->limit_s = sla_answer_limit_seconds(tier_name(c->tier));
-  sla_deadlines(ts->started, ts->limit_s, &ts->warn_at, &ts->due_at);
+  policy_key k = {.kind = c->kind ? kind_name(c->kind) : NULL,
+                  .tier = c->tier ? tier_name(c->tier) : NULL,
+                  .step = step_name(KESU__V1__STEP__ANSWER)};
+  sla_reference_deadlines(&a->ref, &k, ts->started, &ts->d);
+  ts->limit_s = (ts->d.due_at - ts->started) / 1000;
 }
 
 static const char *order_of_closed(const Kesu__V1__Envelope *env) {
@@ -110,25 +136,31 @@ static const char *order_of_closed(const Kesu__V1__Envelope *env) {
 }
 
 static void on_apply(pg_tx *tx, const Kesu__V1__Envelope *env, void *arg) {
-  (void)arg;
-  char b1[24], b2[24], b3[24], b4[24];
+  app *a = arg;
+  char b1[24], b2[24], b3[24], b4[24], b5[24], b6[24];
   if (env->payload_case == KESU__V1__ENVELOPE__PAYLOAD_WORK_ORDER_CREATED) {
     timer_spec ts;
-    spec_of_created(env, &ts);
+    spec_of_created(a, env, &ts);
     if (!*ts.order_no) return;
     snprintf(b1, sizeof b1, "%" PRId64, ts.started);
-    snprintf(b2, sizeof b2, "%" PRId64, ts.warn_at);
-    snprintf(b3, sizeof b3, "%" PRId64, ts.due_at);
+    snprintf(b2, sizeof b2, "%" PRId64, ts.d.warn_at);
+    snprintf(b3, sizeof b3, "%" PRId64, ts.d.due_at);
     snprintf(b4, sizeof b4, "%" PRId64, ts.limit_s);
-    const char *v[8] = {ts.order_no, step_name(KESU__V1__STEP__ANSWER), ts.unit_id, ts.region,
-                        b1, b2, b3, b4};
+    snprintf(b5, sizeof b5, "%" PRId64, ts.d.escalate_at[0]);
+    snprintf(b6, sizeof b6, "%" PRId64, ts.d.escalate_at[1]);
+    const char *v[12] = {ts.order_no, step_name(KESU__V1__STEP__ANSWER), ts.unit_id, ts.region,
+                         b1, b2, b3, b4, b5, b6, ts.d.policy_id ? ts.d.policy_id : "",
+                         sla_unit_name(ts.d.unit)};
     pg_tx_add(tx,
               "INSERT INTO sla.timers (order_no, step, unit_id, region, started_at, warn_at, due_at,"
-              " limit_seconds) VALUES ($1, $2, NULLIF($3, ''), NULLIF($4, ''),"
+              " limit_seconds, escalate1_at, escalate2_at, policy_id, limit_unit, original_due_at)"
+              " VALUES ($1, $2, NULLIF($3, ''), NULLIF($4, ''),"
               " to_timestamp($5::bigint / 1000.0), to_timestamp($6::bigint / 1000.0),"
-              " to_timestamp($7::bigint / 1000.0), $8::bigint)"
+              " to_timestamp($7::bigint / 1000.0), $8::bigint, to_timestamp($9::bigint / 1000.0),"
+              " to_timestamp($10::bigint / 1000.0), NULLIF($11, ''), $12,"
+              " to_timestamp($7::bigint / 1000.0))"
               " ON CONFLICT (order_no, step) DO NOTHING",
-              8, v, NULL, NULL);
+              12, v, NULL, NULL);
   } else if (env->payload_case == KESU__V1__ENVELOPE__PAYLOAD_WORK_ORDER_CLOSED) {
     const char *order_no = order_of_closed(env);
     if (!*order_no) return;
@@ -148,12 +180,16 @@ static void on_committed(const Kesu__V1__Envelope *env, void *arg) {
   metric_add(a->m_applied, 1);
   if (env->payload_case == KESU__V1__ENVELOPE__PAYLOAD_WORK_ORDER_CREATED) {
     timer_spec ts;
-    spec_of_created(env, &ts);
+    spec_of_created(a, env, &ts);
     if (!*ts.order_no) return;
     sla_timer *t = timer_set_add(&a->timers, ts.order_no, step_name(KESU__V1__STEP__ANSWER),
-                                 ts.unit_id, ts.region, ts.started, ts.warn_at, ts.due_at,
+                                 ts.unit_id, ts.region, ts.started, ts.d.warn_at, ts.d.due_at,
                                  ts.limit_s);
-    if (t) timer_set_arm(&a->timers, t);
+    if (t) {
+      t->escalate_at[0] = ts.d.escalate_at[0];
+      t->escalate_at[1] = ts.d.escalate_at[1];
+      timer_set_arm(&a->timers, t);
+    }
     arm_fire_timer(a);
   } else if (env->payload_case == KESU__V1__ENVELOPE__PAYLOAD_WORK_ORDER_CLOSED) {
     sla_timer *t = timer_set_get(&a->timers, order_of_closed(env), step_name(KESU__V1__STEP__ANSWER));
@@ -168,18 +204,28 @@ static void on_committed(const Kesu__V1__Envelope *env, void *arg) {
 
 /* --- firing ------------------------------------------------------------- */
 
-static void add_fire(app *a, pg_tx *tx, sla_timer *t, bool warning, int64_t now) {
+/* Escalation rung `level` goes from the holder's `level - 1`-th ancestor to
+ * its `level`-th (rung 1: 市 → 省, rung 2: 省 → 总部). "" when there is none. */
+static const char *rung_unit(app *a, const sla_timer *t, int level) {
+  const char *u = t->unit_id;
+  for (int i = 0; i < level && u; i++) u = sla_reference_parent(&a->ref, u);
+  return u ? u : "";
+}
+
+static void add_fire(app *a, pg_tx *tx, sla_timer *t, fire_kind kind, int level, int64_t now) {
   char event_id[37];
   uuid_v4(event_id);
   Kesu__V1__Envelope env = KESU__V1__ENVELOPE__INIT;
   Kesu__V1__SlaWarning w = KESU__V1__SLA_WARNING__INIT;
   Kesu__V1__SlaBreached b = KESU__V1__SLA_BREACHED__INIT;
+  Kesu__V1__SlaEscalated e = KESU__V1__SLA_ESCALATED__INIT;
   env.producer = "sla";
   env.event_id = event_id;
   env.occurred_at = now;
   env.order_no = t->order_no;
   env.region = t->region;
-  if (warning) {
+  const char *to_unit = "";
+  if (kind == FIRE_WARNING) {
     w.order_no = t->order_no;
     w.step = step_from_name(t->step);
     w.unit_id = t->unit_id;
@@ -189,7 +235,7 @@ static void add_fire(app *a, pg_tx *tx, sla_timer *t, bool warning, int64_t now)
     env.type = EV_SLA_WARNING;
     env.payload_case = KESU__V1__ENVELOPE__PAYLOAD_SLA_WARNING;
     env.sla_warning = &w;
-  } else {
+  } else if (kind == FIRE_BREACH) {
     b.order_no = t->order_no;
     b.step = step_from_name(t->step);
     b.unit_id = t->unit_id;
@@ -199,18 +245,31 @@ static void add_fire(app *a, pg_tx *tx, sla_timer *t, bool warning, int64_t now)
     env.type = EV_SLA_BREACHED;
     env.payload_case = KESU__V1__ENVELOPE__PAYLOAD_SLA_BREACHED;
     env.sla_breached = &b;
+  } else {
+    to_unit = rung_unit(a, t, level);
+    e.order_no = t->order_no;
+    e.step = step_from_name(t->step);
+    e.from_unit = (char *)(level == 1 ? t->unit_id : rung_unit(a, t, 1));
+    e.to_unit = (char *)to_unit;
+    e.due_at = t->due_at;
+    env.type = EV_SLA_ESCALATED;
+    env.payload_case = KESU__V1__ENVELOPE__PAYLOAD_SLA_ESCALATED;
+    env.sla_escalated = &e;
   }
   size_t len;
   unsigned char *buf = envelope_pack(&env, &len);
-  char ms[24];
+  char ms[24], lvl[16];
   snprintf(ms, sizeof ms, "%" PRId64, now);
-  const char *v[6] = {t->order_no, t->step, warning ? "warning" : "breach", event_id, ms,
-                      (const char *)buf};
-  int lens[6] = {0, 0, 0, 0, 0, (int)len};
-  int fmts[6] = {0, 0, 0, 0, 0, 1};
-  pg_tx_add(tx, "SELECT sla.fire($1, $2, $3, $4::uuid, $5::bigint, $6::bytea)", 6, v, lens, fmts);
+  snprintf(lvl, sizeof lvl, "%d", level);
+  static const char *const kinds[] = {"warning", "breach", "escalation"};
+  const char *v[8] = {t->order_no, t->step, kinds[kind], event_id, ms, (const char *)buf,
+                      to_unit, lvl};
+  int lens[8] = {0, 0, 0, 0, 0, (int)len, 0, 0};
+  int fmts[8] = {0, 0, 0, 0, 0, 1, 0, 0};
+  pg_tx_add(tx, "SELECT sla.fire($1, $2, $3, $4::uuid, $5::bigint, $6::bytea, $7, $8::int)", 8, v,
+            lens, fmts);
   free(buf);
-  a->fires[a->nfires++] = (fire_item){t, warning};
+  a->fires[a->nfires++] = (fire_item){t, kind, level, now};
 }
 
 static void on_fired(const pg_result_set *rs, void *arg) {
@@ -227,22 +286,29 @@ static void on_fired(const pg_result_set *rs, void *arg) {
     if (rs->ok) {
       PGresult *r = rs->res[i];
       bool fired = r && PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+      static const char *const names[] = {"warning", "breach", "escalation"};
       if (fired) {
-        metric_add(f->warning ? a->m_warnings : a->m_breaches, 1);
-        log_info("sla: %s %s %s (due %" PRId64 ")", f->warning ? "warning" : "breach", t->order_no,
-                 t->step, t->due_at);
+        metric_add(f->kind == FIRE_WARNING  ? a->m_warnings
+                   : f->kind == FIRE_BREACH ? a->m_breaches
+                                            : a->m_escalations,
+                   1);
+        log_info("sla: %s %s %s (due %" PRId64 ")", names[f->kind], t->order_no, t->step,
+                 t->due_at);
       }
       /* Not fired means already recorded or closed in the database: either
-       * way this step of the timer is done. */
-      if (f->warning)
+       * way this step of the timer is done — unless a re-commit moved the
+       * deadline past the fire meanwhile (the timer now holds the new one). */
+      if (f->kind == FIRE_WARNING && (fired || t->warn_at <= f->at))
         t->warned = true;
-      else
+      else if (f->kind == FIRE_BREACH && (fired || t->due_at <= f->at))
         t->breached = true;
+      else if (f->level > t->escalated)
+        t->escalated = f->level;
     }
     /* The last item of a timer settles it. */
     if (i + 1 < a->nfires && a->fires[i + 1].t == t) continue;
     t->inflight = false;
-    if (t->closed || t->breached)
+    if (sla_timer_next_at(t) == INT64_MAX)
       timer_set_del(&a->timers, t);
     else
       timer_set_arm(&a->timers, t);
@@ -278,17 +344,17 @@ static void check_due(app *a) {
   int64_t now = clock_now_ms();
   pg_tx *tx = NULL;
   sla_timer *t;
-  /* Each timer adds at most two statements (warning then breach). */
-  while (a->nfires + 2 <= FIRE_BATCH * 2 && (t = timer_set_pop_due(&a->timers, now))) {
+  /* Each timer adds at most four statements: the warning, the breach and
+   * two rungs, in that order, whatever of them is due (the clock may have
+   * jumped past several). */
+  while (a->nfires + 4 <= FIRE_BATCH * 4 && (t = timer_set_pop_due(&a->timers, now))) {
     if (!tx) tx = pg_tx_new();
     t->inflight = true;
-    if (!t->warned) {
-      add_fire(a, tx, t, true, now);
-      /* The clock jumped past both: the warning first, then the breach. */
-      if (now >= t->due_at) add_fire(a, tx, t, false, now);
-    } else {
-      add_fire(a, tx, t, false, now);
-    }
+    if (!t->warned) add_fire(a, tx, t, FIRE_WARNING, 0, now);
+    if (!t->breached && now >= t->due_at) add_fire(a, tx, t, FIRE_BREACH, 0, now);
+    for (int lvl = t->escalated + 1; lvl <= 2; lvl++)
+      if (now >= t->due_at && t->escalate_at[lvl - 1] > 0 && now >= t->escalate_at[lvl - 1])
+        add_fire(a, tx, t, FIRE_ESCALATION, lvl, now);
     if (a->nfires >= FIRE_BATCH) break;
   }
   if (!tx) return;
@@ -304,14 +370,71 @@ static void on_fire_timer(evutil_socket_t fd, short what, void *arg) {
   arm_fire_timer(a);
 }
 
-/* --- start-up: load open timers, then consume ------------------------------ */
+/* --- reference data: calendar, policies, unit tree -------------------------- */
 
 static void load_timers(app *a);
+static void load_reference(app *a);
+
+static void on_reference(const pg_result_set *rs, void *arg) {
+  app *a = arg;
+  a->ref_loading = false;
+  if (rs->ok) {
+    sla_reference next;
+    sla_reference_init(&next);
+    if (sla_reference_build(&next, rs->res) == 0) {
+      sla_reference_free(&a->ref);
+      a->ref = next;
+      a->ref_loaded = true;
+      log_info("sla: reference loaded: %d policies, %d calendar days", a->ref.policies.n,
+               a->ref.calendar.ndays);
+    } else {
+      sla_reference_free(&next);
+      log_error("sla: malformed reference data in the sla schema — keeping the previous");
+    }
+  } else {
+    log_warn("sla: loading reference data failed: %s — retrying", rs->error);
+  }
+  if (!a->ref_loaded) {
+    struct timeval tv = {1, 0};
+    evtimer_add(a->ev_reload, &tv);
+    return;
+  }
+  if (a->ref_again) {
+    a->ref_again = false;
+    load_reference(a);
+  }
+  load_timers(a);
+}
+
+/* New limits apply to steps started after the reload; running timers keep
+ * the deadlines they were given (R-34: deadlines move only by re-commit). */
+static void load_reference(app *a) {
+  if (a->ref_loading) {
+    a->ref_again = true;
+    return;
+  }
+  a->ref_loading = true;
+  pg_tx *tx = pg_tx_new();
+  for (int i = 0; i < 4; i++) pg_tx_add(tx, sla_reference_sql[i], 0, NULL, NULL, NULL);
+  pg_conn_submit(a->pg, tx, on_reference, a);
+}
+
+static void on_reference_notify(const char *channel, const char *payload, void *arg) {
+  (void)channel;
+  (void)payload;
+  load_reference(arg);
+}
+
+/* --- start-up: load open timers, then consume ------------------------------ */
+
+/* Timers load in key order, LOAD_CHUNK rows per query: a million rows in
+ * one result would double the resident memory at start. */
+static void load_timers_from(app *a);
 
 static void on_loaded(const pg_result_set *rs, void *arg) {
   app *a = arg;
-  a->loading = false;
   if (!rs->ok) {
+    a->loading = false;
     log_warn("sla: loading timers failed: %s — retrying", rs->error);
     struct timeval tv = {1, 0};
     evtimer_add(a->ev_reload, &tv);
@@ -326,11 +449,25 @@ static void on_loaded(const pg_result_set *rs, void *arg) {
         strtoll(PQgetvalue(r, i, 5), NULL, 10), strtoll(PQgetvalue(r, i, 6), NULL, 10),
         strtoll(PQgetvalue(r, i, 7), NULL, 10));
     if (!t) continue;
+    a->nloaded++;
     t->warned = strcmp(PQgetvalue(r, i, 8), "t") == 0;
+    t->breached = strcmp(PQgetvalue(r, i, 9), "t") == 0;
+    t->escalate_at[0] = PQgetisnull(r, i, 10) ? 0 : strtoll(PQgetvalue(r, i, 10), NULL, 10);
+    t->escalate_at[1] = PQgetisnull(r, i, 11) ? 0 : strtoll(PQgetvalue(r, i, 11), NULL, 10);
+    t->escalated = atoi(PQgetvalue(r, i, 12));
     timer_set_arm(&a->timers, t);
   }
+  metric_set(a->m_open, (int64_t)a->timers.count);
+  if (n == LOAD_CHUNK) {
+    snprintf(a->load_after[0], sizeof a->load_after[0], "%s", PQgetvalue(r, n - 1, 0));
+    snprintf(a->load_after[1], sizeof a->load_after[1], "%s", PQgetvalue(r, n - 1, 1));
+    load_timers_from(a);
+    return;
+  }
+  a->loading = false;
   a->loaded = true;
-  log_info("sla: %d open timers loaded", n);
+  malloc_trim(0); /* give the result sets' memory back */
+  log_info("sla: %ld open timers loaded", a->nloaded);
   if (!a->cons) {
     consumer_config cc = {.schema = "sla",
                           .producer = "router",
@@ -347,21 +484,37 @@ static void on_loaded(const pg_result_set *rs, void *arg) {
 }
 
 static void load_timers(app *a) {
-  if (a->loading || a->loaded) return;
+  if (a->loading || a->loaded || !a->ref_loaded) return;
   a->loading = true;
+  a->nloaded = 0;
+  a->load_after[0][0] = a->load_after[1][0] = '\0';
+  load_timers_from(a);
+}
+
+static void load_timers_from(app *a) {
+  char chunk[16];
+  snprintf(chunk, sizeof chunk, "%d", LOAD_CHUNK);
+  const char *v[3] = {a->load_after[0], a->load_after[1], chunk};
   pg_tx *tx = pg_tx_new();
   pg_tx_add(tx,
             "SELECT order_no, step, coalesce(unit_id, ''), coalesce(region, ''), " MS("started_at")
-            ", " MS("warn_at") ", " MS("due_at") ", limit_seconds, warned_at IS NOT NULL"
-            " FROM sla.timers WHERE closed_at IS NULL AND breached_at IS NULL",
-            0, NULL, NULL, NULL);
+            ", " MS("warn_at") ", " MS("due_at") ", limit_seconds, warned_at IS NOT NULL,"
+            " breached_at IS NOT NULL, " MS("escalate1_at") ", " MS("escalate2_at") ", escalated"
+            " FROM sla.timers WHERE closed_at IS NULL AND escalated < 2"
+            " AND (breached_at IS NULL OR escalate1_at IS NOT NULL)"
+            " AND (order_no, step) > ($1, $2) ORDER BY order_no, step LIMIT $3::int",
+            3, v, NULL, NULL);
   pg_conn_submit(a->pg, tx, on_loaded, a);
 }
 
 static void on_reload(evutil_socket_t fd, short what, void *arg) {
   (void)fd;
   (void)what;
-  load_timers(arg);
+  app *a = arg;
+  if (!a->ref_loaded)
+    load_reference(a);
+  else
+    load_timers(a);
 }
 
 /* --- HTTP --------------------------------------------------------------- */
@@ -416,6 +569,9 @@ static void on_timers_rows(const pg_result_set *rs, void *arg) {
     json_object_set_new(t, "state", json_string(state));
     json_object_set_new(t, "unit_id", json_string(PQgetvalue(r, i, 7)));
     json_object_set_new(t, "limit_seconds", json_integer(strtoll(PQgetvalue(r, i, 9), NULL, 10)));
+    json_object_set_new(t, "original_due_at", json_time(r, i, 11));
+    json_object_set_new(t, "policy", json_string(PQgetvalue(r, i, 12)));
+    json_object_set_new(t, "limit_unit", json_string(PQgetvalue(r, i, 13)));
     json_array_append_new(arr, t);
   }
   json_t *body = json_object();
@@ -438,10 +594,361 @@ static void h_get_timers(struct evhttp_request *req, const auth_ctx *auth, char 
   pg_tx_add(tx,
             "SELECT step, " MS("started_at") ", " MS("warn_at") ", " MS("due_at") ", " MS(
                 "warned_at") ", " MS("breached_at") ", " MS("closed_at") ", coalesce(unit_id, ''),"
-            " coalesce(region, ''), limit_seconds, order_no"
+            " coalesce(region, ''), limit_seconds, order_no, " MS("original_due_at") ","
+            " coalesce(policy_id, ''), limit_unit"
             " FROM sla.timers WHERE order_no = $1 ORDER BY started_at, step",
             1, v, NULL, NULL);
   pg_conn_submit(a->pg, tx, on_timers_rows, q);
+}
+
+/* --- re-commit 重新承诺 (R-34) ------------------------------------------------ */
+
+typedef struct {
+  app *a;
+  struct evhttp_request *req;
+  char order_no[72], step[32], actor[96], reason[1600];
+  bool admin;
+  char scope[64];
+  int64_t new_due;
+} recommit_req;
+
+static void on_recommitted(const pg_result_set *rs, void *arg) {
+  recommit_req *q = arg;
+  if (!rs->ok || PQntuples(rs->res[0]) != 1) {
+    http_reply_error(q->req, 503, "unavailable", "database unavailable", NULL);
+    free(q);
+    return;
+  }
+  PGresult *r = rs->res[0];
+  const char *status = PQgetvalue(r, 0, 0);
+  if (strcmp(status, "ok") != 0) {
+    if (strcmp(status, "not_found") == 0)
+      http_reply_error(q->req, 404, "not_found", "no timer for this order and step", "step");
+    else if (strcmp(status, "conflict") == 0)
+      http_reply_error(q->req, 409, "conflict", "the step is closed or already overdue", NULL);
+    else
+      http_reply_error(q->req, 422, "invalid_value", "promised_by must be in the future",
+                       "promised_by");
+    free(q);
+    return;
+  }
+  sla_timer *t = timer_set_get(&q->a->timers, q->order_no, q->step);
+  if (t) { /* a fire in flight settles against these (see on_fired) */
+    t->warn_at = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+    t->due_at = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
+    t->escalate_at[0] = strtoll(PQgetvalue(r, 0, 3), NULL, 10);
+    t->escalate_at[1] = strtoll(PQgetvalue(r, 0, 4), NULL, 10);
+    t->limit_seconds = strtoll(PQgetvalue(r, 0, 5), NULL, 10);
+    if (!t->inflight) timer_set_arm(&q->a->timers, t);
+    arm_fire_timer(q->a);
+  }
+  log_info("sla: re-commit %s %s to %s", q->order_no, q->step, PQgetvalue(r, 0, 2));
+  json_t *body = json_object();
+  json_object_set_new(body, "order_no", json_string(q->order_no));
+  json_object_set_new(body, "step", json_string(q->step));
+  json_object_set_new(body, "warn_at", json_time(r, 0, 1));
+  json_object_set_new(body, "due_at", json_time(r, 0, 2));
+  http_reply_json(q->req, 200, body);
+  free(q);
+}
+
+static void on_recommit_scope(const pg_result_set *rs, void *arg) {
+  recommit_req *q = arg;
+  if (!rs->ok) {
+    http_reply_error(q->req, 503, "unavailable", "database unavailable", NULL);
+    free(q);
+    return;
+  }
+  PGresult *r = rs->res[0];
+  if (PQntuples(r) == 0) {
+    http_reply_error(q->req, 404, "not_found", "no timer for this order and step", NULL);
+    free(q);
+    return;
+  }
+  if (!q->admin && !auth_scope_covers(q->scope, PQgetvalue(r, 0, 0))) {
+    http_reply_error(q->req, 403, "forbidden", "the order is outside your scope", NULL);
+    free(q);
+    return;
+  }
+  char due[24], now[24];
+  snprintf(due, sizeof due, "%" PRId64, q->new_due);
+  snprintf(now, sizeof now, "%" PRId64, clock_now_ms());
+  const char *v[6] = {q->order_no, q->step, due, q->reason, q->actor, now};
+  pg_tx *tx = pg_tx_new();
+  pg_tx_add(tx, "SELECT * FROM sla.recommit($1, $2, $3::bigint, $4, $5, $6::bigint)", 6, v, NULL,
+            NULL);
+  pg_conn_submit(q->a->pg, tx, on_recommitted, q);
+}
+
+/* POST /v1/timers/{order_no}/recommit {"promised_by": RFC 3339, "reason": text,
+ * "step": "answer"}: admin, or a handler within its scope. */
+static void h_recommit(struct evhttp_request *req, const auth_ctx *auth, char **segs, int nsegs,
+                       void *arg) {
+  app *a = arg;
+  if (strcmp(auth->role, "admin") != 0 && strcmp(auth->role, "handler") != 0) {
+    http_reply_error(req, 403, "forbidden", "re-commit needs the handler or admin role", NULL);
+    return;
+  }
+  json_t *body = http_read_json(req);
+  if (!body) return;
+  const char *key;
+  json_t *val;
+  json_object_foreach(body, key, val) {
+    if (strcmp(key, "promised_by") != 0 && strcmp(key, "reason") != 0 && strcmp(key, "step") != 0) {
+      http_reply_error(req, 422, "unknown_field", "unknown field", key);
+      json_decref(body);
+      return;
+    }
+  }
+  json_t *pb = json_object_get(body, "promised_by"), *rs = json_object_get(body, "reason"),
+         *st = json_object_get(body, "step");
+  const char *missing = !pb ? "promised_by" : !rs ? "reason" : NULL;
+  if (missing) {
+    http_reply_error(req, 422, "missing_field", "required", missing);
+    json_decref(body);
+    return;
+  }
+  const char *wrong = !json_is_string(pb)         ? "promised_by"
+                      : !json_is_string(rs)       ? "reason"
+                      : st && !json_is_string(st) ? "step"
+                                                  : NULL;
+  if (wrong) {
+    http_reply_error(req, 422, "wrong_type", "must be a string", wrong);
+    json_decref(body);
+    return;
+  }
+  recommit_req *q = calloc(1, sizeof *q);
+  q->a = a;
+  q->req = req;
+  q->admin = strcmp(auth->role, "admin") == 0;
+  snprintf(q->scope, sizeof q->scope, "%s", auth->scope ? auth->scope : "");
+  const char *reason = json_string_value(rs), *step = st ? json_string_value(st) : "answer";
+  const char *bad = NULL, *why = NULL;
+  if (clock_parse_ms(json_string_value(pb), &q->new_due) != 0)
+    bad = "promised_by", why = "not an RFC 3339 time";
+  else if (!*reason)
+    bad = "reason", why = "the reason must be given";
+  else if (strlen(reason) >= sizeof q->reason)
+    bad = "reason", why = "longer than 1500 bytes";
+  else if (strlen(step) >= sizeof q->step || strlen(segs[0]) >= sizeof q->order_no)
+    bad = "step", why = "too long";
+  if (bad) {
+    http_reply_error(req, 422, strstr(why, "long") ? "too_long" : "invalid_value", why, bad);
+    json_decref(body);
+    free(q);
+    return;
+  }
+  snprintf(q->order_no, sizeof q->order_no, "%s", segs[0]);
+  snprintf(q->step, sizeof q->step, "%s", step);
+  snprintf(q->reason, sizeof q->reason, "%s", reason);
+  snprintf(q->actor, sizeof q->actor, "%s", auth->name ? auth->name : "");
+  json_decref(body);
+  const char *v[2] = {q->order_no, q->step};
+  pg_tx *tx = pg_tx_new();
+  pg_tx_add(tx, "SELECT coalesce(region, '') FROM sla.timers WHERE order_no = $1 AND step = $2", 2,
+            v, NULL, NULL);
+  pg_conn_submit(a->pg, tx, on_recommit_scope, q);
+}
+
+/* --- lists: supervision records, due/overdue steps, the ledger ------------- */
+
+typedef enum { LIST_SUPERVISION, LIST_DUE, LIST_LEDGER } list_kind;
+
+typedef struct {
+  struct evhttp_request *req;
+  list_kind kind;
+  bool admin;
+  char scope[64];
+  char unit[72], period[16], order_no[72];
+  int64_t day_start;
+} list_req;
+
+/* Region is the last column of every list query; rows outside a non-admin
+ * token's scope are left out. */
+static bool row_visible(const list_req *q, PGresult *r, int row) {
+  return q->admin || auth_scope_covers(q->scope, PQgetvalue(r, row, PQnfields(r) - 1));
+}
+
+static json_t *supervision_row(PGresult *r, int i) {
+  json_t *o = json_object();
+  json_object_set_new(o, "order_no", json_string(PQgetvalue(r, i, 0)));
+  json_object_set_new(o, "step", json_string(PQgetvalue(r, i, 1)));
+  json_object_set_new(o, "unit_id", json_string(PQgetvalue(r, i, 2)));
+  json_object_set_new(o, "kind", json_string(PQgetvalue(r, i, 3)));
+  json_object_set_new(o, "to_unit", PQgetisnull(r, i, 4) ? json_null()
+                                                         : json_string(PQgetvalue(r, i, 4)));
+  json_object_set_new(o, "due_at", json_time(r, i, 5));
+  json_object_set_new(o, "at", json_time(r, i, 6));
+  json_object_set_new(o, "minutes_late", json_integer(atoi(PQgetvalue(r, i, 7))));
+  return o;
+}
+
+static json_t *due_row(PGresult *r, int i) {
+  json_t *o = json_object();
+  json_object_set_new(o, "order_no", json_string(PQgetvalue(r, i, 0)));
+  json_object_set_new(o, "step", json_string(PQgetvalue(r, i, 1)));
+  json_object_set_new(o, "unit_id", json_string(PQgetvalue(r, i, 2)));
+  json_object_set_new(o, "started_at", json_time(r, i, 3));
+  json_object_set_new(o, "due_at", json_time(r, i, 4));
+  json_object_set_new(o, "original_due_at", json_time(r, i, 5));
+  json_object_set_new(o, "state", json_string(PQgetvalue(r, i, 6)));
+  return o;
+}
+
+static json_t *ledger_row(PGresult *r, int i) {
+  json_t *o = json_object();
+  json_object_set_new(o, "order_no", json_string(PQgetvalue(r, i, 0)));
+  json_object_set_new(o, "step", json_string(PQgetvalue(r, i, 1)));
+  json_object_set_new(o, "unit_id", json_string(PQgetvalue(r, i, 2)));
+  json_object_set_new(o, "month", json_string(PQgetvalue(r, i, 3)));
+  json_object_set_new(o, "amount", json_real(strtod(PQgetvalue(r, i, 4), NULL)));
+  json_object_set_new(o, "reason", json_string(PQgetvalue(r, i, 5)));
+  json_object_set_new(o, "at", json_time(r, i, 6));
+  return o;
+}
+
+static void on_list_rows(const pg_result_set *rs, void *arg) {
+  list_req *q = arg;
+  if (!rs->ok) {
+    log_warn("sla: list query failed: %s", rs->error);
+    http_reply_error(q->req, 503, "unavailable", "database unavailable", NULL);
+    free(q);
+    return;
+  }
+  json_t *body = json_object();
+  json_object_set_new(body, "unit", *q->unit ? json_string(q->unit) : json_null());
+  if (q->kind == LIST_DUE) {
+    json_object_set_new(body, "date", json_string(q->period));
+    json_t *today = json_array(), *overdue = json_array();
+    PGresult *r = rs->res[0];
+    for (int i = 0; i < PQntuples(r); i++) {
+      if (!row_visible(q, r, i)) continue;
+      int64_t due = strtoll(PQgetvalue(r, i, 4), NULL, 10);
+      json_array_append_new(due < q->day_start ? overdue : today, due_row(r, i));
+    }
+    json_object_set_new(body, "due_today", today);
+    json_object_set_new(body, "overdue", overdue);
+  } else {
+    json_object_set_new(body, "month", *q->period ? json_string(q->period) : json_null());
+    json_t *arr = json_array();
+    double total = 0;
+    PGresult *r = rs->res[0];
+    for (int i = 0; i < PQntuples(r); i++) {
+      if (!row_visible(q, r, i)) continue;
+      if (q->kind == LIST_LEDGER) {
+        total += strtod(PQgetvalue(r, i, 4), NULL);
+        json_array_append_new(arr, ledger_row(r, i));
+      } else {
+        json_array_append_new(arr, supervision_row(r, i));
+      }
+    }
+    if (q->kind == LIST_LEDGER) {
+      json_object_set_new(body, "entries", arr);
+      json_object_set_new(body, "total", json_real(total));
+    } else {
+      json_object_set_new(body, "records", arr);
+    }
+  }
+  http_reply_json(q->req, 200, body);
+  free(q);
+}
+
+static bool valid_month(const char *s) {
+  int y, m, n = 0;
+  return strlen(s) == 7 && sscanf(s, "%4d-%2d%n", &y, &m, &n) == 2 && n == 7 && y >= 1970 &&
+         m >= 1 && m <= 12;
+}
+
+static void h_list(struct evhttp_request *req, const auth_ctx *auth, list_kind kind, app *a) {
+  const char *unit = http_query(req, "unit");
+  const char *period = http_query(req, kind == LIST_DUE ? "date" : "month");
+  const char *order_no = http_query(req, "order_no");
+  unit = unit ? unit : "";
+  period = period ? period : "";
+  order_no = order_no ? order_no : "";
+  if (strlen(unit) > 64 || strlen(order_no) > 64) {
+    http_reply_error(req, 422, "too_long", "longer than 64 bytes", strlen(unit) > 64 ? "unit" : "order_no");
+    return;
+  }
+  list_req *q = calloc(1, sizeof *q);
+  q->req = req;
+  q->kind = kind;
+  q->admin = strcmp(auth->role, "admin") == 0;
+  snprintf(q->scope, sizeof q->scope, "%s", auth->scope ? auth->scope : "");
+  snprintf(q->unit, sizeof q->unit, "%s", unit);
+  pg_tx *tx = pg_tx_new();
+  if (kind == LIST_DUE) {
+    /* R-36: per unit, the open steps due on that local day and those
+     * already overdue before it. Default: today. */
+    int32_t day;
+    if (!*period) {
+      day = calendar_local_day(&a->ref.calendar, clock_now_ms());
+    } else if (calendar_parse_date(period, &day) != 0) {
+      http_reply_error(req, 422, "invalid_value", "date must be YYYY-MM-DD", "date");
+      pg_tx_destroy(&tx);
+      free(q);
+      return;
+    }
+    int64_t start = (int64_t)day * 86400000 - (int64_t)a->ref.calendar.tz_offset_min * 60000;
+    q->day_start = start;
+    clock_format_ms(start, q->period, 11); /* "YYYY-MM-DD" of the local day */
+    char end[24];
+    snprintf(end, sizeof end, "%" PRId64, start + 86400000);
+    const char *v[2] = {unit, end};
+    pg_tx_add(tx,
+              "SELECT t.order_no, t.step, coalesce(t.unit_id, ''), " MS("t.started_at") ", " MS(
+                  "t.due_at") ", " MS("coalesce(t.original_due_at, t.due_at)") ","
+              " CASE WHEN t.breached_at IS NOT NULL THEN 'breached'"
+              " WHEN t.warned_at IS NOT NULL THEN 'warned' ELSE 'open' END,"
+              " coalesce(u.region, t.region, '')"
+              " FROM sla.timers t LEFT JOIN sla.units u ON u.id = t.unit_id"
+              " WHERE t.closed_at IS NULL AND ($1 = '' OR t.unit_id = $1)"
+              " AND t.due_at < to_timestamp($2::bigint / 1000.0)"
+              " ORDER BY t.due_at LIMIT 5000",
+              2, v, NULL, NULL);
+  } else {
+    if (*period && !valid_month(period)) {
+      http_reply_error(req, 422, "invalid_value", "month must be YYYY-MM", "month");
+      pg_tx_destroy(&tx);
+      free(q);
+      return;
+    }
+    snprintf(q->period, sizeof q->period, "%s", period);
+    const char *v[3] = {unit, period, order_no};
+    if (kind == LIST_SUPERVISION)
+      pg_tx_add(tx,
+                "SELECT s.order_no, s.step, coalesce(s.unit_id, ''), s.kind, s.to_unit, " MS(
+                    "s.due_at") ", " MS("s.at") ", s.minutes_late, coalesce(u.region, '')"
+                " FROM sla.supervision s LEFT JOIN sla.units u ON u.id = s.unit_id"
+                " WHERE ($1 = '' OR s.unit_id = $1 OR s.to_unit = $1) AND ($2 = '' OR"
+                " date_trunc('month', s.at AT TIME ZONE 'Asia/Shanghai') = to_date($2, 'YYYY-MM'))"
+                " AND ($3 = '' OR s.order_no = $3)"
+                " ORDER BY s.id LIMIT 5000",
+                3, v, NULL, NULL);
+    else
+      pg_tx_add(tx,
+                "SELECT l.order_no, l.step, coalesce(l.unit_id, ''), to_char(l.month, 'YYYY-MM'),"
+                " l.amount::text, l.reason, " MS("l.at") ", coalesce(u.region, '')"
+                " FROM sla.ledger l LEFT JOIN sla.units u ON u.id = l.unit_id"
+                " WHERE ($1 = '' OR l.unit_id = $1) AND ($2 = '' OR l.month = to_date($2, 'YYYY-MM'))"
+                " AND ($3 = '' OR l.order_no = $3)"
+                " ORDER BY l.at, l.order_no LIMIT 5000",
+                3, v, NULL, NULL);
+  }
+  pg_conn_submit(a->pg, tx, on_list_rows, q);
+}
+
+static void h_supervision(struct evhttp_request *req, const auth_ctx *auth, char **segs, int nsegs,
+                          void *arg) {
+  h_list(req, auth, LIST_SUPERVISION, arg);
+}
+static void h_due(struct evhttp_request *req, const auth_ctx *auth, char **segs, int nsegs,
+                  void *arg) {
+  h_list(req, auth, LIST_DUE, arg);
+}
+static void h_ledger(struct evhttp_request *req, const auth_ctx *auth, char **segs, int nsegs,
+                     void *arg) {
+  h_list(req, auth, LIST_LEDGER, arg);
 }
 
 static bool is_ready(void *arg) {
@@ -465,12 +972,14 @@ static void metrics_cb(struct evbuffer *out, void *arg) {
 int main(void) {
   struct event_base *base = service_init("sla");
   app a = {.base = base};
-  a.fires = calloc(FIRE_BATCH * 2 + 2, sizeof *a.fires);
+  a.fires = calloc(FIRE_BATCH * 4 + 4, sizeof *a.fires);
   a.started_mono = mono_ms();
   timer_set_init(&a.timers);
+  sla_reference_init(&a.ref);
   a.m_open = metric_gauge("sla_open_timers", "Open SLA timers held in memory");
   a.m_warnings = metric_counter("sla_warnings_total", "SlaWarning events emitted");
   a.m_breaches = metric_counter("sla_breaches_total", "SlaBreached events emitted");
+  a.m_escalations = metric_counter("sla_escalations_total", "SlaEscalated events emitted");
   a.m_applied = metric_counter("sla_events_applied_total", "Router events applied");
   a.router_pub = cfg_endpoint("KESU_ROUTER_PUB", PORT_ROUTER_PUB);
   a.router_replay = cfg_endpoint("KESU_ROUTER_REPLAY", PORT_ROUTER_REPLAY);
@@ -490,6 +999,10 @@ int main(void) {
     return 1;
   }
   http_route(a.http, EVHTTP_REQ_GET, "/v1/timers/*", 0, h_get_timers, &a);
+  http_route(a.http, EVHTTP_REQ_POST, "/v1/timers/*/recommit", 0, h_recommit, &a);
+  http_route(a.http, EVHTTP_REQ_GET, "/v1/supervision", 0, h_supervision, &a);
+  http_route(a.http, EVHTTP_REQ_GET, "/v1/due", 0, h_due, &a);
+  http_route(a.http, EVHTTP_REQ_GET, "/v1/ledger", 0, h_ledger, &a);
   http_set_ready(a.http, is_ready, &a);
   http_set_metrics(a.http, metrics_cb, &a);
 
@@ -498,7 +1011,8 @@ int main(void) {
   a.ev_poll = event_new(base, -1, EV_PERSIST, on_fire_timer, &a);
   struct timeval poll = {0, POLL_MS * 1000};
   event_add(a.ev_poll, &poll);
-  load_timers(&a);
+  pg_conn_listen(a.pg, "sla_reference", on_reference_notify, &a);
+  load_reference(&a); /* then the timers, then the router's stream */
 
   int rc = service_run(base);
 
@@ -511,6 +1025,7 @@ int main(void) {
   auth_cache_destroy(&a.auth);
   pg_conn_destroy(&a.pg);
   timer_set_free(&a.timers);
+  sla_reference_free(&a.ref);
   free(a.fires);
   event_base_free(base);
   return rc;

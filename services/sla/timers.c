@@ -26,13 +26,8 @@ void timer_set_init(timer_set *s) {
   heap_init(&s->heap);
 }
 
-static void timer_free(sla_timer *t) {
-  free(t->order_no);
-  free(t->step);
-  free(t->unit_id);
-  free(t->region);
-  free(t);
-}
+/* The strings live in the same allocation, after the struct. */
+static void timer_free(sla_timer *t) { free(t); }
 
 void timer_set_free(timer_set *s) {
   heap_free(&s->heap); /* first: it touches the nodes inside the timers */
@@ -80,12 +75,18 @@ sla_timer *timer_set_add(timer_set *s, const char *order_no, const char *step, c
                          int64_t limit_seconds) {
   if (timer_set_get(s, order_no, step)) return NULL;
   if (s->count + 1 > s->nbuckets) grow(s);
-  sla_timer *t = calloc(1, sizeof *t);
+  unit_id = unit_id ? unit_id : "";
+  region = region ? region : "";
+  size_t l0 = strlen(order_no) + 1, l1 = strlen(step) + 1, l2 = strlen(unit_id) + 1,
+         l3 = strlen(region) + 1;
+  sla_timer *t = calloc(1, sizeof *t + l0 + l1 + l2 + l3);
+  if (!t) return NULL;
   heap_node_init(&t->hn);
-  t->order_no = strdup(order_no);
-  t->step = strdup(step);
-  t->unit_id = strdup(unit_id ? unit_id : "");
-  t->region = strdup(region ? region : "");
+  char *p = (char *)(t + 1);
+  t->order_no = memcpy(p, order_no, l0);
+  t->step = memcpy(p += l0, step, l1);
+  t->unit_id = memcpy(p += l1, unit_id, l2);
+  t->region = memcpy(p += l2, region, l3);
   t->started_at = started_at;
   t->warn_at = warn_at;
   t->due_at = due_at;
@@ -110,12 +111,21 @@ void timer_set_del(timer_set *s, sla_timer *t) {
   timer_free(t);
 }
 
+int64_t sla_timer_next_at(const sla_timer *t) {
+  if (t->closed) return INT64_MAX;
+  if (!t->warned) return t->warn_at;
+  if (!t->breached) return t->due_at;
+  if (t->escalated < 2 && t->escalate_at[t->escalated] > 0) return t->escalate_at[t->escalated];
+  return INT64_MAX;
+}
+
 void timer_set_arm(timer_set *s, sla_timer *t) {
-  if (t->breached || t->closed) {
+  int64_t at = sla_timer_next_at(t);
+  if (at == INT64_MAX) {
     heap_remove(&s->heap, &t->hn);
     return;
   }
-  heap_update(&s->heap, &t->hn, t->warned ? t->due_at : t->warn_at);
+  heap_update(&s->heap, &t->hn, at);
 }
 
 sla_timer *timer_set_pop_due(timer_set *s, int64_t now) {

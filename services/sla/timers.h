@@ -1,6 +1,7 @@
 /* timers — the SLA watcher's in-memory view of open timers: a hash map by
  * (order_no, step) and a min-heap by next fire time (warn_at until the
- * warning is recorded, then due_at). The database (sla.timers) is the truth;
+ * warning is recorded, then due_at, then the escalation rungs at 150 % and
+ * 200 % when the timer has them, R-32). The database (sla.timers) is the truth;
  * this is rebuilt from it at start. */
 #ifndef KESU_SLA_TIMERS_H
 #define KESU_SLA_TIMERS_H
@@ -12,11 +13,13 @@
 
 typedef struct sla_timer {
   heap_node hn; /* keep first: the heap hands back &timer->hn */
-  char *order_no;
-  char *step; /* step name, e.g. "answer" */
+  char *order_no; /* the four strings point into the timer's own allocation */
+  char *step;     /* step name, e.g. "answer" */
   char *unit_id;
   char *region;
   int64_t started_at, warn_at, due_at, limit_seconds;
+  int64_t escalate_at[2]; /* 0: no such rung */
+  int escalated;          /* rungs fired (0..2) */
   bool warned, breached;
   bool inflight; /* a fire transaction for it is in flight (not in the heap) */
   bool closed;   /* closed while in flight: free when the fire completes */
@@ -32,14 +35,18 @@ typedef struct {
 void timer_set_init(timer_set *s);
 void timer_set_free(timer_set *s); /* frees every timer */
 sla_timer *timer_set_get(const timer_set *s, const char *order_no, const char *step);
-/* Creates and indexes a timer (not armed); NULL if (order_no, step) exists. */
+/* Creates and indexes a timer (not armed); NULL if (order_no, step) exists
+ * or memory is short. */
 sla_timer *timer_set_add(timer_set *s, const char *order_no, const char *step, const char *unit_id,
                          const char *region, int64_t started_at, int64_t warn_at, int64_t due_at,
                          int64_t limit_seconds);
 /* Removes from map and heap and frees. */
 void timer_set_del(timer_set *s, sla_timer *t);
-/* Puts t in the heap at its next fire time (warn_at or due_at); no-op when
+/* The next fire time of t (warn_at, due_at or a rung), INT64_MAX when
  * nothing is left to fire. */
+int64_t sla_timer_next_at(const sla_timer *t);
+/* Puts t in the heap at its next fire time; takes it out when nothing is
+ * left to fire. */
 void timer_set_arm(timer_set *s, sla_timer *t);
 /* The earliest armed timer with fire time <= now, taken out of the heap; NULL
  * if none. */
