@@ -24,20 +24,12 @@
 #include "pg.h"
 #include "sender.h"
 #include "service.h"
+#include "strmap.h"
 #include "template.h"
+#include "tmpl.h"
 
 #define MS(col) "(extract(epoch from " col ") * 1000)::bigint"
 
-typedef struct {
-  struct event_base *base;
-  pg_conn *pg, *pg_send;
-  auth_cache *auth;
-  http_server *http;
-  consumer *cons;
-  sender *snd;
-  bool gateway;
-  metric *m_recorded, *m_applied, *m_no_phone;
-} app;
 
 /* "310000" → "31", "000000"/"" → "" (everything): the region prefix a scope
  * or region filter stands for (as auth_scope_covers reads it). */
@@ -47,7 +39,110 @@ static void region_prefix(const char *code, char *out, size_t len) {
   while (n >= 2 && out[n - 1] == '0' && out[n - 2] == '0') out[n -= 2] = '\0';
 }
 
-/* --- the stream ----------------------------------------------------------- */
+/* --- reference data: rules, templates, contacts (kesuctl load notify) ------ */
+
+typedef struct {
+  char *event_type, *conditions, *recipient, *channel, *tmpl;
+  bool urgent;
+} nrule;
+typedef struct {
+  char *code, *channel, *subject, *body;
+} ntmpl;
+typedef struct {
+  char *unit_id, *role, *channel, *address;
+} ncontact;
+typedef struct {
+  nrule *rules;
+  int nrules;
+  ntmpl *tmpls;
+  int ntmpls;
+  ncontact *contacts;
+  int ncontacts;
+} refdata;
+
+typedef struct {
+  struct event_base *base;
+  pg_conn *pg, *pg_send;
+  auth_cache *auth;
+  http_server *http;
+  consumer *cons, *cons_router, *cons_sla;
+  sender *snd;
+  bool gateway, smtp;
+  refdata ref;
+  strmap *orders; /* order_no → order_ctx */
+  bool loading, reload, orders_loaded;
+  struct event *ev_reload;
+  int quiet_from, quiet_to;   /* customer SMS held in [from, to) local */
+  int closed_from, closed_to; /* outside business hours: staff messages held */
+  int recorded_in_batch;
+  metric *m_recorded, *m_applied, *m_no_phone;
+} app;
+
+static char *col_dup(PGresult *r, int row, int col) { return strdup(PQgetvalue(r, row, col)); }
+
+static void refdata_free(refdata *d) {
+  for (int i = 0; i < d->nrules; i++) {
+    free(d->rules[i].event_type);
+    free(d->rules[i].conditions);
+    free(d->rules[i].recipient);
+    free(d->rules[i].channel);
+    free(d->rules[i].tmpl);
+  }
+  for (int i = 0; i < d->ntmpls; i++) {
+    free(d->tmpls[i].code);
+    free(d->tmpls[i].channel);
+    free(d->tmpls[i].subject);
+    free(d->tmpls[i].body);
+  }
+  for (int i = 0; i < d->ncontacts; i++) {
+    free(d->contacts[i].unit_id);
+    free(d->contacts[i].role);
+    free(d->contacts[i].channel);
+    free(d->contacts[i].address);
+  }
+  free(d->rules);
+  free(d->tmpls);
+  free(d->contacts);
+  memset(d, 0, sizeof *d);
+}
+
+static const ntmpl *find_tmpl(const refdata *d, const char *code) {
+  for (int i = 0; i < d->ntmpls; i++)
+    if (strcmp(d->tmpls[i].code, code) == 0) return &d->tmpls[i];
+  return NULL;
+}
+
+/* What the notifier knows of an open order (notify.orders). */
+typedef struct {
+  char *phone, *customer_name, *level, *title, *region, *kind, *tier, *business_type,
+      *problem_type, *unit_id;
+  int64_t promised_by;
+} order_ctx;
+
+static void ctx_free(order_ctx *o) {
+  if (!o) return;
+  free(o->phone);
+  free(o->customer_name);
+  free(o->level);
+  free(o->title);
+  free(o->region);
+  free(o->kind);
+  free(o->tier);
+  free(o->business_type);
+  free(o->problem_type);
+  free(o->unit_id);
+  free(o);
+}
+
+static void set_str(char **dst, const char *v) {
+  if (!v || !*v) return; /* keep what we know */
+  free(*dst);
+  *dst = strdup(v);
+}
+
+static const char *nz(const char *s) { return s ? s : ""; }
+
+/* --- the streams ---------------------------------------------------------- */
 
 static int64_t tier_limit_ms(Kesu__V1__Tier t) {
   return t == KESU__V1__TIER__NATIONAL     ? 72 * 3600 * 1000LL
@@ -55,43 +150,381 @@ static int64_t tier_limit_ms(Kesu__V1__Tier t) {
                                            : 24 * 3600 * 1000LL;
 }
 
-static void on_apply(pg_tx *tx, const Kesu__V1__Envelope *env, void *arg) {
-  app *a = arg;
-  if (env->payload_case != KESU__V1__ENVELOPE__PAYLOAD_COMPLAINT_RECEIVED) return;
-  const Kesu__V1__Complaint *c = env->complaint_received->complaint;
-  if (!c) return;
-  const char *phone = c->customer && c->customer->phone ? c->customer->phone : "";
-  if (!*phone) {
-    metric_add(a->m_no_phone, 1);
-    return;
+static const char *enum_name(const ProtobufCEnumDescriptor *d, int v) {
+  const ProtobufCEnumValue *e = protobuf_c_enum_descriptor_get_value(d, v);
+  return e && v ? e->name : "";
+}
+
+static const char *step_zh(Kesu__V1__Step s) {
+  switch (s) {
+    case KESU__V1__STEP__ACCEPT: return "受理";
+    case KESU__V1__STEP__REVIEW: return "复核";
+    case KESU__V1__STEP__HANDLE: return "处理";
+    case KESU__V1__STEP__FEEDBACK: return "反馈";
+    case KESU__V1__STEP__ANSWER: return "答复";
+    case KESU__V1__STEP__CALLBACK: return "回访";
+    case KESU__V1__STEP__CLOSED: return "结办";
+    default: return "处理";
   }
-  const char *order_no = *c->order_no ? c->order_no : env->order_no;
-  int64_t promised = c->promised_by;
-  if (!promised) promised = (c->accepted_at ? c->accepted_at : env->occurred_at) + tier_limit_ms(c->tier);
-  char *body = template_receipt(order_no, promised);
-  char key[128], now[24];
-  snprintf(key, sizeof key, "%s:customer:sms", env->event_id);
-  snprintf(now, sizeof now, "%" PRId64, clock_now_ms());
-  const char *region = *env->region ? env->region : c->region;
-  const char *v[8] = {key,  order_no, region, env->type, phone, body,
-                      a->gateway ? "pending" : "no_gateway", now};
+}
+
+static order_ctx *ctx_for(app *a, const char *order_no) {
+  order_ctx *o = strmap_get(a->orders, order_no);
+  if (!o) {
+    o = calloc(1, sizeof *o);
+    strmap_put(a->orders, order_no, o);
+  }
+  return o;
+}
+
+static void save_ctx(pg_tx *tx, const char *order_no, const order_ctx *o) {
+  char promised[24];
+  snprintf(promised, sizeof promised, "%" PRId64, o->promised_by);
+  const char *v[12] = {order_no,      nz(o->phone),         nz(o->customer_name),
+                       nz(o->level),  nz(o->title),         nz(o->region),
+                       nz(o->kind),   nz(o->tier),          nz(o->business_type),
+                       nz(o->problem_type), nz(o->unit_id), promised};
+  pg_tx_add(tx,
+            "INSERT INTO notify.orders (order_no, phone, customer_name, level, title, region, kind,"
+            " tier, business_type, problem_type, unit_id, promised_by)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::bigint)"
+            " ON CONFLICT (order_no) DO UPDATE SET phone = EXCLUDED.phone,"
+            " customer_name = EXCLUDED.customer_name, level = EXCLUDED.level,"
+            " title = EXCLUDED.title, region = EXCLUDED.region, kind = EXCLUDED.kind,"
+            " tier = EXCLUDED.tier, business_type = EXCLUDED.business_type,"
+            " problem_type = EXCLUDED.problem_type, unit_id = EXCLUDED.unit_id,"
+            " promised_by = EXCLUDED.promised_by",
+            12, v, NULL, NULL);
+}
+
+typedef struct {
+  const Kesu__V1__Envelope *env;
+  const char *order_no, *unit, *due_at, *step, *escalated_to;
+  const order_ctx *o;
+} ev_facts;
+
+static bool channel_open(const app *a, const char *channel) {
+  if (strcmp(channel, "sms") == 0) return a->gateway;
+  if (strcmp(channel, "email") == 0) return a->smtp;
+  return true; /* im: the contact's address is the webhook */
+}
+
+static void add_delivery(app *a, pg_tx *tx, const ev_facts *f, const nrule *r, const ntmpl *t,
+                         const char *address) {
+  const order_ctx *o = f->o;
+  bool customer = strcmp(r->recipient, "customer") == 0;
+  char promised[20] = "", phone[64] = "";
+  if (o && o->promised_by) template_local_minute(o->promised_by, promised, sizeof promised);
+  /* a staff copy never shows the customer's number in full. */
+  if (customer)
+    snprintf(phone, sizeof phone, "%s", o ? nz(o->phone) : "");
+  else
+    phone_mask(o ? o->phone : "", phone, sizeof phone);
+  const char *names[] = {"order_no",     "promised_by",  "customer_name", "customer_phone",
+                         "title",        "region",       "unit",          "business_type",
+                         "problem_type", "due_at",       "step",          "event",
+                         "tier",         "escalated_to"};
+  const char *values[] = {f->order_no,
+                          promised,
+                          o ? nz(o->customer_name) : "",
+                          phone,
+                          o ? nz(o->title) : "",
+                          o && o->region && *o->region ? o->region : f->env->region,
+                          f->unit,
+                          o ? nz(o->business_type) : "",
+                          o ? nz(o->problem_type) : "",
+                          f->due_at,
+                          f->step,
+                          f->env->type,
+                          o ? nz(o->tier) : "",
+                          f->escalated_to};
+  int nv = (int)(sizeof names / sizeof *names);
+  char *body = tmpl_render(t->body, nv, names, values);
+  char *subject = tmpl_render(t->subject, nv, names, values);
+  char key[512], now[24], due[24];
+  if (customer)
+    snprintf(key, sizeof key, "%s:customer:%s", f->env->event_id, r->channel);
+  else
+    snprintf(key, sizeof key, "%s:%s:%s:%016" PRIx64, f->env->event_id, r->recipient, r->channel,
+             address_hash(address));
+  int64_t t_now = clock_now_ms(), t_due = t_now;
+  /* R-39: customer SMS wait out the quiet hours; staff messages the business
+   * hours, unless the rule is urgent. */
+  if (customer && strcmp(r->channel, "sms") == 0)
+    t_due = hold_until_ms(t_now, a->quiet_from, a->quiet_to);
+  else if (!customer && !r->urgent)
+    t_due = hold_until_ms(t_now, a->closed_from, a->closed_to);
+  snprintf(now, sizeof now, "%" PRId64, t_now);
+  snprintf(due, sizeof due, "%" PRId64, t_due);
+  const char *region = *f->env->region ? f->env->region : (o ? nz(o->region) : "");
+  const char *v[11] = {key,     f->order_no, region, f->env->type, address, r->channel,
+                       body,    channel_open(a, r->channel) ? "pending" : "no_gateway",
+                       now,     due,         subject};
+  const char *v2[12];
+  memcpy(v2, v, sizeof v);
+  v2[11] = r->recipient;
   pg_tx_add(tx,
             "INSERT INTO notify.deliveries (delivery_key, order_no, region, event_type, recipient,"
-            " channel, body, status, created_at, next_attempt_at)"
-            " VALUES ($1, NULLIF($2, ''), NULLIF($3, ''), $4, $5, 'sms', $6, $7,"
-            " to_timestamp($8::bigint / 1000.0), to_timestamp($8::bigint / 1000.0))"
+            " channel, body, status, created_at, next_attempt_at, subject, recipient_kind)"
+            " VALUES ($1, NULLIF($2, ''), NULLIF($3, ''), $4, $5, $6, $7, $8,"
+            " to_timestamp($9::bigint / 1000.0), to_timestamp($10::bigint / 1000.0), $11, $12)"
             " ON CONFLICT (delivery_key) DO NOTHING",
-            8, v, NULL, NULL);
+            12, v2, NULL, NULL);
   free(body);
+  free(subject);
+  a->recorded_in_batch++;
+}
+
+static void apply_rules(app *a, pg_tx *tx, const ev_facts *f) {
+  const order_ctx *o = f->o;
+  const char *keys[] = {"kind", "tier", "level", "region", "problem_type", "business_type"};
+  const char *vals[] = {o ? nz(o->kind) : "",
+                        o ? nz(o->tier) : "",
+                        o ? nz(o->level) : "",
+                        o && o->region && *o->region ? o->region : f->env->region,
+                        o ? nz(o->problem_type) : "",
+                        o ? nz(o->business_type) : ""};
+  for (int i = 0; i < a->ref.nrules; i++) {
+    const nrule *r = &a->ref.rules[i];
+    if (strcmp(r->event_type, f->env->type) != 0) continue;
+    if (!conditions_match(r->conditions, 6, keys, vals)) continue;
+    const ntmpl *t = find_tmpl(&a->ref, r->tmpl);
+    if (!t) continue;
+    if (strcmp(r->recipient, "customer") == 0) {
+      if (strcmp(r->channel, "sms") != 0) continue; /* only a phone is known of the customer */
+      if (!o || !o->phone || !*o->phone) {
+        metric_add(a->m_no_phone, 1);
+        continue;
+      }
+      add_delivery(a, tx, f, r, t, o->phone);
+      continue;
+    }
+    for (int k = 0; k < a->ref.ncontacts; k++) {
+      const ncontact *c = &a->ref.contacts[k];
+      if (strcmp(c->role, r->recipient) || strcmp(c->channel, r->channel)) continue;
+      if (strcmp(c->unit_id, "*") != 0 && strcmp(c->unit_id, f->unit) != 0) continue;
+      add_delivery(a, tx, f, r, t, c->address);
+    }
+  }
+}
+
+static void on_apply(pg_tx *tx, const Kesu__V1__Envelope *env, void *arg) {
+  app *a = arg;
+  ev_facts f = {.env = env, .order_no = env->order_no, .unit = "", .due_at = "", .step = "",
+                .escalated_to = ""};
+  char due[20] = "";
+  order_ctx *o = NULL;
+  switch (env->payload_case) {
+    case KESU__V1__ENVELOPE__PAYLOAD_COMPLAINT_RECEIVED: {
+      const Kesu__V1__Complaint *c = env->complaint_received->complaint;
+      if (!c) return;
+      if (*c->order_no) f.order_no = c->order_no;
+      o = ctx_for(a, f.order_no);
+      const Kesu__V1__Customer *cu = c->customer;
+      set_str(&o->phone, cu ? cu->phone : NULL);
+      set_str(&o->customer_name, cu ? cu->name : NULL);
+      set_str(&o->level, cu ? cu->level : NULL);
+      set_str(&o->title, c->title);
+      set_str(&o->region, *c->region ? c->region : env->region);
+      set_str(&o->kind, enum_name(&kesu__v1__kind__descriptor, c->kind));
+      set_str(&o->tier, enum_name(&kesu__v1__tier__descriptor, c->tier));
+      set_str(&o->business_type, c->business_type);
+      set_str(&o->problem_type, c->problem_type);
+      o->promised_by = c->promised_by ? c->promised_by
+                                      : (c->accepted_at ? c->accepted_at : env->occurred_at) +
+                                            tier_limit_ms(c->tier);
+      save_ctx(tx, f.order_no, o);
+      break;
+    }
+    case KESU__V1__ENVELOPE__PAYLOAD_WORK_ORDER_CREATED: {
+      const Kesu__V1__WorkOrderCreated *w = env->work_order_created;
+      if (*w->order_no) f.order_no = w->order_no;
+      o = ctx_for(a, f.order_no);
+      set_str(&o->unit_id, w->unit_id);
+      set_str(&o->region, w->region);
+      set_str(&o->business_type, w->business_type);
+      set_str(&o->tier, enum_name(&kesu__v1__tier__descriptor, w->tier));
+      set_str(&o->kind, enum_name(&kesu__v1__kind__descriptor, w->kind));
+      if (w->promised_by) o->promised_by = w->promised_by;
+      f.unit = w->unit_id;
+      save_ctx(tx, f.order_no, o);
+      break;
+    }
+    case KESU__V1__ENVELOPE__PAYLOAD_WORK_ORDER_DISPATCHED: {
+      const Kesu__V1__WorkOrderDispatched *w = env->work_order_dispatched;
+      if (*w->order_no) f.order_no = w->order_no;
+      o = ctx_for(a, f.order_no);
+      set_str(&o->unit_id, w->unit_id);
+      f.unit = w->unit_id;
+      save_ctx(tx, f.order_no, o);
+      break;
+    }
+    case KESU__V1__ENVELOPE__PAYLOAD_WORK_ORDER_CLOSED: {
+      const Kesu__V1__WorkOrderClosed *w = env->work_order_closed;
+      if (*w->order_no) f.order_no = w->order_no;
+      o = strmap_get(a->orders, f.order_no);
+      f.unit = w->unit_id;
+      break;
+    }
+    case KESU__V1__ENVELOPE__PAYLOAD_SLA_WARNING:
+    case KESU__V1__ENVELOPE__PAYLOAD_SLA_BREACHED: {
+      bool warn = env->payload_case == KESU__V1__ENVELOPE__PAYLOAD_SLA_WARNING;
+      const char *ono = warn ? env->sla_warning->order_no : env->sla_breached->order_no;
+      if (*ono) f.order_no = ono;
+      o = strmap_get(a->orders, f.order_no);
+      f.unit = warn ? env->sla_warning->unit_id : env->sla_breached->unit_id;
+      if (!*f.unit && o && o->unit_id) f.unit = o->unit_id;
+      template_local_minute(warn ? env->sla_warning->due_at : env->sla_breached->due_at, due,
+                            sizeof due);
+      f.due_at = due;
+      f.step = step_zh(warn ? env->sla_warning->step : env->sla_breached->step);
+      break;
+    }
+    case KESU__V1__ENVELOPE__PAYLOAD_SLA_ESCALATED: {
+      const Kesu__V1__SlaEscalated *e = env->sla_escalated;
+      if (*e->order_no) f.order_no = e->order_no;
+      o = strmap_get(a->orders, f.order_no);
+      f.unit = e->from_unit;
+      f.escalated_to = e->to_unit;
+      template_local_minute(e->due_at, due, sizeof due);
+      f.due_at = due;
+      f.step = step_zh(e->step);
+      break;
+    }
+    default:
+      return;
+  }
+  if (!f.unit || (!*f.unit && o && o->unit_id)) f.unit = o->unit_id;
+  if (!f.unit) f.unit = "";
+  f.o = o;
+  apply_rules(a, tx, &f);
+  if (env->payload_case == KESU__V1__ENVELOPE__PAYLOAD_WORK_ORDER_CLOSED) {
+    const char *v[1] = {f.order_no};
+    pg_tx_add(tx, "DELETE FROM notify.orders WHERE order_no = $1", 1, v, NULL, NULL);
+  }
 }
 
 static void on_committed(const Kesu__V1__Envelope *env, void *arg) {
   app *a = arg;
   metric_add(a->m_applied, 1);
-  if (env->payload_case == KESU__V1__ENVELOPE__PAYLOAD_COMPLAINT_RECEIVED) {
-    metric_add(a->m_recorded, 1);
+  if (env->payload_case == KESU__V1__ENVELOPE__PAYLOAD_WORK_ORDER_CLOSED) {
+    const char *ono =
+        *env->work_order_closed->order_no ? env->work_order_closed->order_no : env->order_no;
+    ctx_free(strmap_remove(a->orders, ono));
+  }
+  if (a->recorded_in_batch) {
+    metric_add(a->m_recorded, a->recorded_in_batch);
+    a->recorded_in_batch = 0;
     sender_kick(a->snd); /* coalesced: one pick after the batch */
   }
+}
+
+/* --- start-up: reference data and open orders, then the consumers ---------- */
+
+static void start_consumers(app *a);
+
+static void on_reference(const pg_result_set *rs, void *arg) {
+  app *a = arg;
+  a->loading = false;
+  if (!rs->ok) {
+    log_warn("notifier: loading rules/templates/contacts failed: %s — retrying", rs->error);
+    a->reload = true;
+    return;
+  }
+  refdata d = {0};
+  PGresult *r = rs->res[0];
+  d.nrules = PQntuples(r);
+  d.rules = calloc((size_t)d.nrules + 1, sizeof *d.rules);
+  for (int i = 0; i < d.nrules; i++) {
+    d.rules[i].event_type = col_dup(r, i, 0);
+    d.rules[i].conditions = col_dup(r, i, 1);
+    d.rules[i].recipient = col_dup(r, i, 2);
+    d.rules[i].channel = col_dup(r, i, 3);
+    d.rules[i].tmpl = col_dup(r, i, 4);
+    d.rules[i].urgent = PQgetvalue(r, i, 5)[0] == 't';
+  }
+  r = rs->res[1];
+  d.ntmpls = PQntuples(r);
+  d.tmpls = calloc((size_t)d.ntmpls + 1, sizeof *d.tmpls);
+  for (int i = 0; i < d.ntmpls; i++) {
+    d.tmpls[i].code = col_dup(r, i, 0);
+    d.tmpls[i].channel = col_dup(r, i, 1);
+    d.tmpls[i].subject = col_dup(r, i, 2);
+    d.tmpls[i].body = col_dup(r, i, 3);
+  }
+  r = rs->res[2];
+  d.ncontacts = PQntuples(r);
+  d.contacts = calloc((size_t)d.ncontacts + 1, sizeof *d.contacts);
+  for (int i = 0; i < d.ncontacts; i++) {
+    d.contacts[i].unit_id = col_dup(r, i, 0);
+    d.contacts[i].role = col_dup(r, i, 1);
+    d.contacts[i].channel = col_dup(r, i, 2);
+    d.contacts[i].address = col_dup(r, i, 3);
+  }
+  refdata_free(&a->ref);
+  a->ref = d;
+  if (rs->n > 3) {
+    r = rs->res[3];
+    for (int i = 0; i < PQntuples(r); i++) {
+      order_ctx *o = calloc(1, sizeof *o);
+      o->phone = col_dup(r, i, 1);
+      o->customer_name = col_dup(r, i, 2);
+      o->level = col_dup(r, i, 3);
+      o->title = col_dup(r, i, 4);
+      o->region = col_dup(r, i, 5);
+      o->kind = col_dup(r, i, 6);
+      o->tier = col_dup(r, i, 7);
+      o->business_type = col_dup(r, i, 8);
+      o->problem_type = col_dup(r, i, 9);
+      o->unit_id = col_dup(r, i, 10);
+      o->promised_by = strtoll(PQgetvalue(r, i, 11), NULL, 10);
+      ctx_free(strmap_put(a->orders, PQgetvalue(r, i, 0), o));
+    }
+    a->orders_loaded = true;
+  }
+  log_info("notifier: %d rules, %d templates, %d contacts; %zu open orders", a->ref.nrules,
+           a->ref.ntmpls, a->ref.ncontacts, strmap_size(a->orders));
+  if (a->ref.nrules == 0)
+    log_warn("notifier: no notification rules: run `kesuctl load notify`");
+  start_consumers(a);
+  if (a->reload) {
+    a->reload = false;
+    event_active(a->ev_reload, 0, 0);
+  }
+}
+
+static void load_reference(app *a) {
+  if (a->loading) {
+    a->reload = true;
+    return;
+  }
+  pg_tx *tx = pg_tx_new();
+  pg_tx_add(tx,
+            "SELECT event_type, conditions, recipient, channel, template, urgent"
+            " FROM notify.rules ORDER BY id",
+            0, NULL, NULL, NULL);
+  pg_tx_add(tx, "SELECT code, channel, subject, body FROM notify.templates", 0, NULL, NULL, NULL);
+  pg_tx_add(tx, "SELECT unit_id, role, channel, address FROM notify.contacts", 0, NULL, NULL,
+            NULL);
+  if (!a->orders_loaded)
+    pg_tx_add(tx,
+              "SELECT order_no, phone, customer_name, level, title, region, kind, tier,"
+              " business_type, problem_type, unit_id, promised_by FROM notify.orders",
+              0, NULL, NULL, NULL);
+  a->loading = true;
+  pg_conn_submit(a->pg, tx, on_reference, a);
+}
+
+static void on_reload_ev(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  load_reference(arg);
+}
+
+static void on_reference_notify(const char *channel, const char *payload, void *arg) {
+  (void)channel;
+  (void)payload;
+  load_reference(arg);
 }
 
 /* --- HTTP ----------------------------------------------------------------- */
@@ -132,10 +565,15 @@ static void on_list_rows(const pg_result_set *rs, void *arg) {
   PGresult *r = rs->res[0];
   json_t *arr = json_array();
   for (int i = 0; i < PQntuples(r); i++) {
-    char masked[64];
+    char masked[512];
     const char *recipient = PQgetvalue(r, i, 4);
-    if (!q->admin) {
+    bool to_customer = strcmp(PQgetvalue(r, i, 14), "customer") == 0;
+    if (!q->admin && to_customer) { /* staff see the customer's number masked */
       phone_mask(recipient, masked, sizeof masked);
+      recipient = masked;
+    } else if (!q->admin && strcmp(PQgetvalue(r, i, 3), "im") == 0) {
+      /* a webhook's query string carries its secret: admins only */
+      snprintf(masked, sizeof masked, "%.*s", (int)strcspn(recipient, "?"), recipient);
       recipient = masked;
     }
     json_t *d = json_object();
@@ -152,13 +590,15 @@ static void on_list_rows(const pg_result_set *rs, void *arg) {
     json_object_set_new(d, "event_type", json_string(PQgetvalue(r, i, 10)));
     json_object_set_new(d, "created_at", json_time(r, i, 11));
     json_object_set_new(d, "next_attempt_at", json_time(r, i, 12));
+    json_object_set_new(d, "subject", json_string(PQgetvalue(r, i, 13)));
+    json_object_set_new(d, "recipient_kind", json_string(PQgetvalue(r, i, 14)));
     json_array_append_new(arr, d);
   }
   http_reply_json(q->req, 200, json_pack("{s:o}", "deliveries", arr));
   free(q);
 }
 
-static const char *const statuses[] = {"pending", "sent", "failed", "dead", "no_gateway"};
+static const char *const statuses[] = {"pending", "sending", "sent", "failed", "dead", "no_gateway"};
 
 static void h_list(struct evhttp_request *req, const auth_ctx *auth, char **segs, int nsegs,
                    void *arg) {
@@ -171,7 +611,7 @@ static void h_list(struct evhttp_request *req, const auth_ctx *auth, char **segs
       if (strcmp(status, statuses[i]) == 0) ok = true;
     if (!ok) {
       http_reply_error(req, 422, "invalid_value",
-                       "status must be pending, sent, failed, dead or no_gateway", "status");
+                       "status must be pending, sending, sent, failed, dead or no_gateway", "status");
       return;
     }
   }
@@ -181,8 +621,9 @@ static void h_list(struct evhttp_request *req, const auth_ctx *auth, char **segs
   const char *v[3] = {order_no ? order_no : "", status ? status : "", prefix};
   pg_tx *tx = pg_tx_new();
   pg_tx_add(tx,
-            "SELECT id, delivery_key, order_no, channel, recipient, status, attempts, body, " MS(
-                "sent_at") ", last_error, event_type, " MS("created_at") ", " MS("next_attempt_at")
+            "SELECT id, delivery_key, order_no, channel, recipient, status, attempts, body, "
+            MS("sent_at") ", last_error, event_type, " MS("created_at") ", "
+            MS("next_attempt_at") ", subject, recipient_kind"
             " FROM notify.deliveries"
             " WHERE ($1 = '' OR order_no = $1) AND ($2 = '' OR status = $2)"
             "   AND ($3 = '' OR region LIKE $3 || '%')"
@@ -228,10 +669,6 @@ static void h_retry(struct evhttp_request *req, const auth_ctx *auth, char **seg
     http_reply_error(req, 404, "not_found", "no such delivery", NULL);
     return;
   }
-  if (!a->gateway) {
-    http_reply_error(req, 409, "conflict", "no SMS gateway is configured (KESU_SMS_URL)", NULL);
-    return;
-  }
   http_q *q = new_q(a, req, auth);
   snprintf(q->id, sizeof q->id, "%lld", id);
   char now[24];
@@ -249,19 +686,70 @@ static void h_retry(struct evhttp_request *req, const auth_ctx *auth, char **seg
 
 static bool is_ready(void *arg) {
   app *a = arg;
-  return pg_conn_ready(a->pg) && pg_conn_ready(a->pg_send) && a->cons && consumer_live(a->cons);
+  return pg_conn_ready(a->pg) && pg_conn_ready(a->pg_send) && a->cons && consumer_live(a->cons) &&
+         consumer_live(a->cons_router) && consumer_live(a->cons_sla);
 }
 
 static void metrics_cb(struct evbuffer *out, void *arg) {
   app *a = arg;
   evbuffer_add_printf(out,
-                      "# HELP kesu_notify_consumer_offset Last intake seq applied\n"
+                      "# HELP kesu_notify_consumer_offset Last seq applied per producer\n"
                       "# TYPE kesu_notify_consumer_offset gauge\n"
                       "kesu_notify_consumer_offset{producer=\"intake\"} %" PRIu64 "\n"
-                      "# HELP kesu_notify_inflight SMS transfers in flight\n"
+                      "kesu_notify_consumer_offset{producer=\"router\"} %" PRIu64 "\n"
+                      "kesu_notify_consumer_offset{producer=\"sla\"} %" PRIu64 "\n"
+                      "# HELP kesu_notify_inflight Transfers in flight\n"
                       "# TYPE kesu_notify_inflight gauge\n"
                       "kesu_notify_inflight %zu\n",
-                      a->cons ? consumer_offset(a->cons) : 0, sender_inflight(a->snd));
+                      a->cons ? consumer_offset(a->cons) : 0,
+                      a->cons_router ? consumer_offset(a->cons_router) : 0,
+                      a->cons_sla ? consumer_offset(a->cons_sla) : 0, sender_inflight(a->snd));
+}
+
+static consumer *consume(app *a, const char *producer, const char *pub, int pub_port,
+                         const char *replay, int replay_port) {
+  consumer_config cc = {.schema = "notify",
+                        .producer = producer,
+                        .pub_endpoint = cfg_endpoint(pub, pub_port),
+                        .replay_endpoint = cfg_endpoint(replay, replay_port),
+                        .apply = on_apply,
+                        .committed = on_committed,
+                        .arg = a};
+  consumer *c = consumer_new(a->base, a->pg, &cc);
+  if (!c) {
+    log_error("notifier: cannot start consuming %s", producer);
+    event_base_loopbreak(a->base);
+  }
+  return c;
+}
+
+/* Once the rules and the open orders are in memory. */
+static void start_consumers(app *a) {
+  if (a->cons) return;
+  a->cons = consume(a, "intake", "KESU_INTAKE_PUB", PORT_INTAKE_PUB, "KESU_INTAKE_REPLAY",
+                    PORT_INTAKE_REPLAY);
+  a->cons_router = consume(a, "router", "KESU_ROUTER_PUB", PORT_ROUTER_PUB, "KESU_ROUTER_REPLAY",
+                           PORT_ROUTER_REPLAY);
+  a->cons_sla =
+      consume(a, "sla", "KESU_SLA_PUB", PORT_SLA_PUB, "KESU_SLA_REPLAY", PORT_SLA_REPLAY);
+}
+
+static bool free_ctx(const char *key, void *value, void *arg) {
+  (void)key;
+  (void)arg;
+  ctx_free(value);
+  return true;
+}
+
+static void window_cfg(const char *name, const char *def, int *from, int *to, bool invert) {
+  const char *s = cfg_str(name, def);
+  int f, t;
+  if (parse_window(s, &f, &t) != 0) {
+    log_warn("notifier: %s=%s is not HH:MM-HH:MM; using %s", name, s, def);
+    parse_window(def, &f, &t);
+  }
+  *from = invert ? t : f;
+  *to = invert ? f : t;
 }
 
 int main(void) {
@@ -269,10 +757,17 @@ int main(void) {
   app a = {.base = base};
   curl_global_init(CURL_GLOBAL_DEFAULT);
   const char *url = cfg_str("KESU_SMS_URL", "");
+  const char *smtp = cfg_str("KESU_SMTP_URL", "");
   a.gateway = url && *url;
+  a.smtp = smtp && *smtp;
+  /* R-39: customer SMS not in the quiet hours; staff messages (not urgent)
+   * only in business hours. */
+  window_cfg("KESU_NOTIFY_QUIET_HOURS", "21:00-08:00", &a.quiet_from, &a.quiet_to, false);
+  window_cfg("KESU_NOTIFY_BUSINESS_HOURS", "08:00-18:00", &a.closed_from, &a.closed_to, true);
+  a.orders = strmap_new();
   a.m_recorded = metric_counter("notify_recorded_total", "Deliveries recorded from events");
-  a.m_applied = metric_counter("notify_events_applied_total", "Intake events applied");
-  a.m_no_phone = metric_counter("notify_no_phone_total", "Complaints without a phone to notify");
+  a.m_applied = metric_counter("notify_events_applied_total", "Events applied");
+  a.m_no_phone = metric_counter("notify_no_phone_total", "Customer messages without a phone");
 
   a.pg = pg_conn_new(base, cfg_pg_conninfo("notifier"), "notifier");
   a.pg_send = pg_conn_new(base, cfg_pg_conninfo("notifier"), "notifier-sender");
@@ -287,25 +782,32 @@ int main(void) {
   http_set_ready(a.http, is_ready, &a);
   http_set_metrics(a.http, metrics_cb, &a);
 
-  a.snd = sender_new(base, a.pg_send, url);
-  consumer_config cc = {.schema = "notify",
-                        .producer = "intake",
-                        .pub_endpoint = cfg_endpoint("KESU_INTAKE_PUB", PORT_INTAKE_PUB),
-                        .replay_endpoint = cfg_endpoint("KESU_INTAKE_REPLAY", PORT_INTAKE_REPLAY),
-                        .apply = on_apply,
-                        .committed = on_committed,
-                        .arg = &a};
-  a.cons = consumer_new(base, a.pg, &cc);
-  if (!a.cons) return 1;
+  sender_config sc = {.sms_url = url, .sms_token = cfg_str("KESU_SMS_TOKEN", ""),
+                      .smtp_url = smtp,
+                      .smtp_from = cfg_str("KESU_SMTP_FROM", "kesu@localhost"),
+                      .smtp_user = cfg_str("KESU_SMTP_USER", ""),
+                      .smtp_password = cfg_str("KESU_SMTP_PASSWORD", ""),
+                      .rate_per_minute = (int)cfg_long("KESU_NOTIFY_RATE_PER_MINUTE", 30)};
+  a.snd = sender_new(base, a.pg_send, &sc);
+  a.ev_reload = event_new(base, -1, 0, on_reload_ev, &a);
+  /* Runs once after every (re)connect too: the first run loads the rules and
+   * the open orders, then starts the consumers. */
+  pg_conn_listen(a.pg, "notify_reference", on_reference_notify, &a);
 
   int rc = service_run(base);
 
   consumer_destroy(&a.cons);
+  consumer_destroy(&a.cons_router);
+  consumer_destroy(&a.cons_sla);
   sender_destroy(&a.snd);
   http_server_destroy(&a.http);
   auth_cache_destroy(&a.auth);
   pg_conn_destroy(&a.pg);
   pg_conn_destroy(&a.pg_send);
+  event_free(a.ev_reload);
+  refdata_free(&a.ref);
+  strmap_each(a.orders, free_ctx, NULL);
+  strmap_destroy(&a.orders);
   event_base_free(base);
   curl_global_cleanup();
   return rc;

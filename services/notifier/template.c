@@ -1,62 +1,18 @@
 /* template — rendering, masking and back-off (see template.h). */
 #include "template.h"
 
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "clock.h"
-
-typedef struct {
-  char *s;
-  size_t n, cap;
-} sbuf;
-
-static void sb_add(sbuf *b, const char *p, size_t n) {
-  if (b->n + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 64;
-    while (cap < b->n + n + 1) cap *= 2;
-    b->s = realloc(b->s, cap);
-    b->cap = cap;
-  }
-  memcpy(b->s + b->n, p, n);
-  b->n += n;
-  b->s[b->n] = '\0';
-}
+#include "tmpl.h"
 
 char *template_render(const char *tmpl, int nvars, const char *const *names,
                       const char *const *values) {
-  sbuf b = {0};
-  sb_add(&b, "", 0);
-  const char *p = tmpl;
-  while (*p) {
-    const char *open = strchr(p, '{');
-    if (!open) {
-      sb_add(&b, p, strlen(p));
-      break;
-    }
-    sb_add(&b, p, (size_t)(open - p));
-    const char *close = strchr(open + 1, '}');
-    if (!close) {
-      sb_add(&b, open, strlen(open));
-      break;
-    }
-    size_t nlen = (size_t)(close - open - 1);
-    int found = -1;
-    for (int i = 0; i < nvars; i++)
-      if (strlen(names[i]) == nlen && memcmp(names[i], open + 1, nlen) == 0) {
-        found = i;
-        break;
-      }
-    if (found >= 0) {
-      const char *v = values[found] ? values[found] : "";
-      sb_add(&b, v, strlen(v));
-      p = close + 1;
-    } else {
-      sb_add(&b, open, 1); /* keep the brace, look for variables after it */
-      p = open + 1;
-    }
-  }
-  return b.s;
+  return tmpl_render(tmpl, nvars, names, values); /* the engine is common/tmpl.c */
 }
 
 void template_local_minute(int64_t ms, char *out, size_t len) {
@@ -101,4 +57,71 @@ int64_t backoff_delay_ms(int attempts, double u) {
   if (u > 1) u = 1;
   double f = 0.8 + 0.4 * u;
   return (int64_t)((double)base * f);
+}
+
+enum { DAY_MS = 86400000, LOCAL_OFFSET_MS = 8 * 3600000 };
+
+int64_t hold_until_ms(int64_t now_ms, int from_min, int to_min) {
+  if (from_min == to_min) return now_ms; /* no window */
+  int64_t local = now_ms + LOCAL_OFFSET_MS;
+  int64_t day = local - ((local % DAY_MS) + DAY_MS) % DAY_MS; /* local midnight */
+  int64_t m = (local - day) / 60000;                           /* minute of the day */
+  bool inside = from_min < to_min ? (m >= from_min && m < to_min)
+                                  : (m >= from_min || m < to_min);
+  if (!inside) return now_ms;
+  int64_t release = day + (int64_t)to_min * 60000;
+  if (release <= local) release += DAY_MS; /* the window ends tomorrow */
+  return release - LOCAL_OFFSET_MS;
+}
+
+int parse_window(const char *s, int *from_min, int *to_min) {
+  int h1, m1, h2, m2;
+  char tail;
+  if (!s || sscanf(s, "%d:%d-%d:%d%c", &h1, &m1, &h2, &m2, &tail) != 4) return -1;
+  if (h1 < 0 || h1 > 24 || h2 < 0 || h2 > 24 || m1 < 0 || m1 > 59 || m2 < 0 || m2 > 59) return -1;
+  *from_min = h1 * 60 + m1;
+  *to_min = h2 * 60 + m2;
+  if (*from_min > 1440 || *to_min > 1440) return -1;
+  return 0;
+}
+
+bool conditions_match(const char *conds, int n, const char *const *keys,
+                      const char *const *values) {
+  const char *p = conds ? conds : "";
+  while (*p) {
+    const char *end = strchr(p, ';');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    const char *eq = memchr(p, '=', len);
+    if (!eq) return false;
+    size_t klen = (size_t)(eq - p), vlen = len - klen - 1;
+    const char *want = eq + 1;
+    int i = 0;
+    while (i < n && !(strlen(keys[i]) == klen && memcmp(keys[i], p, klen) == 0)) i++;
+    if (i == n) return false; /* unknown key: never matches */
+    const char *have = values[i] ? values[i] : "";
+    bool ok;
+    if (klen == 6 && memcmp(p, "region", 6) == 0) { /* a region prefix, 6-digit codes as areas */
+      char pre[16];
+      size_t k = vlen < sizeof pre - 1 ? vlen : sizeof pre - 1;
+      memcpy(pre, want, k);
+      pre[k] = '\0';
+      while (k >= 2 && pre[k - 1] == '0' && pre[k - 2] == '0') pre[k -= 2] = '\0';
+      ok = strncmp(have, pre, k) == 0;
+    } else {
+      ok = strlen(have) == vlen && strncasecmp(have, want, vlen) == 0;
+    }
+    if (!ok) return false;
+    p += len;
+    if (*p == ';') p++;
+  }
+  return true;
+}
+
+uint64_t address_hash(const char *s) {
+  uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+  for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+    h ^= *p;
+    h *= 1099511628211ULL;
+  }
+  return h;
 }

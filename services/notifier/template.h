@@ -3,6 +3,7 @@
  * they are unit-tested in test_template.c. */
 #ifndef KESU_NOTIFIER_TEMPLATE_H
 #define KESU_NOTIFIER_TEMPLATE_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,4 +27,21 @@ void phone_mask(const char *phone, char *out, size_t len);
  * min(60 s, 1 s · 2^(attempts-1)) ± 20 %, u uniform in [0, 1). */
 int64_t backoff_delay_ms(int attempts, double u);
 enum { DELIVERY_MAX_ATTEMPTS = 8 };
+/* Quiet hours / outside business hours (R-39): the window [from, to) in local
+ * (Asia/Shanghai) minutes of the day, wrapping midnight when from > to (e.g.
+ * 21:00-08:00 = 1260..480). Returns now_ms if now is outside the window, else
+ * the end of the window (the next local `to`), when a held message goes out.
+ * from == to: no window. */
+int64_t hold_until_ms(int64_t now_ms, int from_min, int to_min);
+/* A rule's conditions "key=value;key=value" against an order's facts
+ * (keys[i] = values[i]): all must hold; values compare case-insensitively,
+ * except region, a prefix ("310000" stands for "31"). "" matches everything;
+ * a key the order does not have never matches. */
+bool conditions_match(const char *conds, int n, const char *const *keys,
+                      const char *const *values);
+/* FNV-1a 64 of a staff address: delivery keys name the address by this hash
+ * (a webhook URL may carry its secret). */
+uint64_t address_hash(const char *s);
+/* "21:00-08:00" → 1260, 480. Returns 0 or -1. */
+int parse_window(const char *s, int *from_min, int *to_min);
 #endif

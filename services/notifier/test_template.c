@@ -8,7 +8,9 @@
 #include <cmocka.h>
 
 #include "clock.h"
+#include "sender.h"
 #include "template.h"
+#include <openssl/evp.h>
 
 static void test_receipt_has_order_and_local_time(void **state) {
   (void)state;
@@ -85,6 +87,128 @@ static void test_backoff_doubles_caps_and_jitters(void **state) {
   }
 }
 
+static int64_t at(const char *rfc) {
+  int64_t ms;
+  assert_int_equal(clock_parse_ms(rfc, &ms), 0);
+  return ms;
+}
+
+static void test_quiet_hours_hold_until_eight(void **state) {
+  (void)state;
+  int from, to;
+  assert_int_equal(parse_window("21:00-08:00", &from, &to), 0);
+  assert_int_equal(from, 1260);
+  assert_int_equal(to, 480);
+  /* 22:30 local → held until 08:00 the next morning */
+  assert_int_equal(hold_until_ms(at("2026-11-23T22:30:00+08:00"), from, to),
+                   at("2026-11-24T08:00:00+08:00"));
+  /* 03:00 → 08:00 the same day */
+  assert_int_equal(hold_until_ms(at("2026-11-24T03:00:00+08:00"), from, to),
+                   at("2026-11-24T08:00:00+08:00"));
+  /* the edges: 21:00 is quiet, 08:00 and 20:59:59.999 are not */
+  assert_int_equal(hold_until_ms(at("2026-11-23T21:00:00+08:00"), from, to),
+                   at("2026-11-24T08:00:00+08:00"));
+  int64_t t = at("2026-11-24T08:00:00+08:00");
+  assert_int_equal(hold_until_ms(t, from, to), t);
+  t = at("2026-11-23T20:59:59.999+08:00");
+  assert_int_equal(hold_until_ms(t, from, to), t);
+  /* local midnight is 16:00 UTC: 23:59 on New Year's Eve → 08:00 on 1 January */
+  assert_int_equal(hold_until_ms(at("2026-12-31T15:59:00Z"), from, to),
+                   at("2027-01-01T08:00:00+08:00"));
+  /* no window */
+  assert_int_equal(hold_until_ms(t, 600, 600), t);
+}
+
+static void test_business_hours_window(void **state) {
+  (void)state;
+  int open, close;
+  assert_int_equal(parse_window("08:30-17:30", &open, &close), 0);
+  /* held outside [open, close): the window is [close, open) */
+  int64_t noon = at("2026-11-24T12:00:00+08:00");
+  assert_int_equal(hold_until_ms(noon, close, open), noon);
+  assert_int_equal(hold_until_ms(at("2026-11-24T17:30:00+08:00"), close, open),
+                   at("2026-11-25T08:30:00+08:00"));
+  assert_int_equal(hold_until_ms(at("2026-11-24T07:00:00+08:00"), close, open),
+                   at("2026-11-24T08:30:00+08:00"));
+  assert_int_equal(parse_window("8-17", &open, &close), -1);
+  assert_int_equal(parse_window("08:00-18:00x", &open, &close), -1);
+  assert_int_equal(parse_window("25:00-18:00", &open, &close), -1);
+  assert_int_equal(parse_window(NULL, &open, &close), -1);
+}
+
+static void test_conditions(void **state) {
+  (void)state;
+  const char *keys[] = {"kind", "tier", "level", "region"};
+  const char *vals[] = {"COMPLAINT", "NATIONAL", "vip", "310115"};
+  assert_true(conditions_match("", 4, keys, vals));
+  assert_true(conditions_match(NULL, 4, keys, vals));
+  assert_true(conditions_match("tier=national", 4, keys, vals));
+  assert_true(conditions_match("tier=national;level=VIP", 4, keys, vals));
+  assert_false(conditions_match("tier=general", 4, keys, vals));
+  assert_false(conditions_match("tier=national;level=gold", 4, keys, vals));
+  assert_true(conditions_match("region=310000", 4, keys, vals)); /* 上海 as an area */
+  assert_true(conditions_match("region=3101", 4, keys, vals));
+  assert_false(conditions_match("region=320000", 4, keys, vals));
+  assert_false(conditions_match("colour=red", 4, keys, vals));
+  assert_false(conditions_match("tier", 4, keys, vals));
+}
+
+static void test_staff_copy_masks_the_phone(void **state) {
+  (void)state;
+  char masked[32];
+  phone_mask("13812341234", masked, sizeof masked);
+  const char *names[] = {"order_no", "customer_phone"};
+  const char *values[] = {"KS1", masked};
+  char *s = template_render("【预警】工单{order_no}，客户{customer_phone}。", 2, names, values);
+  assert_string_equal(s, "【预警】工单KS1，客户138****1234。");
+  assert_null(strstr(s, "13812341234"));
+  free(s);
+}
+
+/* Decodes the RFC 2047 words of the Subject header back to UTF-8. */
+static void decode_subject(const char *msg, char *out, size_t len) {
+  const char *p = strstr(msg, "\r\nSubject:");
+  assert_non_null(p);
+  const char *end = strstr(p + 2, "\r\nM"); /* the next header: Message-ID */
+  size_t k = 0;
+  while ((p = strstr(p, "=?UTF-8?B?")) && p < end) {
+    p += 10;
+    const char *q = strstr(p, "?=");
+    unsigned char buf[256];
+    int n = EVP_DecodeBlock(buf, (const unsigned char *)p, (int)(q - p));
+    while (n > 0 && (q - p) >= 1 && q[-1] == '=' && buf[n - 1] == 0) { n--; q--; }
+    memcpy(out + k, buf, (size_t)n);
+    k += (size_t)n;
+    p = q;
+  }
+  out[k < len ? k : len - 1] = '\0';
+}
+
+static void test_mail_is_utf8_mime(void **state) {
+  (void)state;
+  const char *subject = "【督办】工单KS202611230000001000已超时，责任单位浦东分公司，请立即督促办理";
+  char *m = mail_message("kesu@example.com", "boss@example.com", subject, "正文：客户138****1234。",
+                         "ev1:supervisor:email:boss@example.com", 0);
+  assert_non_null(strstr(m, "MIME-Version: 1.0\r\n"));
+  assert_non_null(strstr(m, "Content-Type: text/plain; charset=UTF-8\r\n"));
+  assert_non_null(strstr(m, "Content-Transfer-Encoding: base64\r\n"));
+  assert_non_null(strstr(m, "To: <boss@example.com>\r\n"));
+  assert_non_null(strstr(m, "Date: Thu, 01 Jan 1970 08:00:00 +0800\r\n"));
+  /* every line fits SMTP's limit; no raw 8-bit byte in the headers */
+  const char *hdr_end = strstr(m, "\r\n\r\n");
+  for (const char *p = m; *p;) {
+    const char *e = strstr(p, "\r\n");
+    assert_non_null(e);
+    assert_true(e - p <= 78);
+    for (const char *c = p; p < hdr_end && c < e; c++) assert_true((unsigned char)*c < 0x80);
+    p = e + 2;
+  }
+  char got[512];
+  decode_subject(m, got, sizeof got);
+  assert_string_equal(got, subject);
+  free(m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_receipt_has_order_and_local_time),
@@ -92,6 +216,11 @@ int main(void) {
       cmocka_unit_test(test_render_variables),
       cmocka_unit_test(test_phone_mask),
       cmocka_unit_test(test_backoff_doubles_caps_and_jitters),
+      cmocka_unit_test(test_quiet_hours_hold_until_eight),
+      cmocka_unit_test(test_business_hours_window),
+      cmocka_unit_test(test_conditions),
+      cmocka_unit_test(test_staff_copy_masks_the_phone),
+      cmocka_unit_test(test_mail_is_utf8_mime),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
