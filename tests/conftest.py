@@ -50,12 +50,24 @@ def pick_offset():
 
 
 class SmsGateway:
-    """An HTTP SMS gateway stand-in: records every POST; can be told to fail."""
+    """An HTTP SMS gateway stand-in that behaves like a real provider: records
+    every POST it accepts, and dedupes by Idempotency-Key — a request whose key
+    was already accepted is answered 200 again but not delivered again.
+    messages()/for_order() are the delivered messages (one per key);
+    request_count() counts every request, keys() the distinct keys with how
+    many requests carried each. Can be told to fail (the next fail_next
+    requests, or every request to a number in fail_to: 503) or to answer
+    slowly (delay seconds, after recording)."""
 
     def __init__(self):
-        self.requests = []
+        self.requests = []      # delivered: one per distinct key
         self.lock = threading.Lock()
         self.fail_next = 0
+        self.fail_to = set()    # recipients ("to") whose every request fails (503)
+        self.delay = 0.0
+        self.total = 0          # every POST, including failed and duplicate ones
+        self.key_counts = {}    # Idempotency-Key -> requests carrying it
+        self.delivered = set()  # keys accepted (delivered) once
         gw = self
 
         class H(BaseHTTPRequestHandler):
@@ -67,23 +79,46 @@ class SmsGateway:
             def do_POST(self):
                 n = int(self.headers.get("Content-Length", 0))
                 body = self.rfile.read(n)
+                key = self.headers.get("Idempotency-Key")
                 with gw.lock:
-                    if gw.fail_next > 0:
+                    gw.total += 1
+                    delay = gw.delay
+                    if key:
+                        gw.key_counts[key] = gw.key_counts.get(key, 0) + 1
+                    try:
+                        to = json.loads(body.decode("utf-8")).get("to")
+                    except (ValueError, AttributeError):
+                        to = None
+                    if to in gw.fail_to:
+                        status = 503
+                    elif gw.fail_next > 0:
                         gw.fail_next -= 1
                         status = 503
                     else:
                         status = 200
-                        gw.requests.append({"headers": dict(self.headers),
-                                            "body": json.loads(body.decode("utf-8"))})
+                        if not key or key not in gw.delivered:
+                            if key:
+                                gw.delivered.add(key)
+                            gw.requests.append({"headers": dict(self.headers),
+                                                "path": self.path,
+                                                "body": json.loads(body.decode("utf-8"))})
+                if delay:
+                    time.sleep(delay)
                 out = b'{"ok":true}' if status == 200 else b'{"error":"busy"}'
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(out)))
+                    self.end_headers()
+                    self.wfile.write(out)
+                except OSError:
+                    pass  # the client died while we were slow
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.server.daemon_threads = True
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 256
+
+        self.server = Server(("127.0.0.1", 0), H)
         self.url = "http://127.0.0.1:%d/sms" % self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -93,6 +128,14 @@ class SmsGateway:
 
     def for_order(self, order_no):
         return [m for m in self.messages() if m["body"].get("order_no") == order_no]
+
+    def request_count(self):
+        with self.lock:
+            return self.total
+
+    def keys(self):
+        with self.lock:
+            return dict(self.key_counts)
 
     def close(self):
         self.server.shutdown()
@@ -111,14 +154,17 @@ class Postgres:
         subprocess.run(self.run_as + [PGBIN + "/initdb", "-D", self.dir + "/data", "-E", "UTF8",
                                       "--locale=C.UTF-8", "-A", "trust", "-U", "postgres"],
                        check=True, stdout=subprocess.DEVNULL)
-        subprocess.run(self.run_as + [PGBIN + "/pg_ctl", "-D", self.dir + "/data", "-w", "-l",
-                                      self.dir + "/log", "-o",
-                                      "-p %d -k %s -c listen_addresses='' -c max_connections=100 "
-                                      "-c shared_buffers=128MB" % (port, self.dir), "start"],
-                       check=True, stdout=subprocess.DEVNULL)
+        self.start()
         subprocess.run(self.run_as + [PGBIN + "/createdb", "-h", self.dir, "-p", str(port),
                                       "-U", "postgres", "kesu"], check=True)
         self.conninfo = "host=%s port=%d dbname=kesu" % (self.dir, port)
+
+    def start(self):
+        subprocess.run(self.run_as + [PGBIN + "/pg_ctl", "-D", self.dir + "/data", "-w", "-l",
+                                      self.dir + "/log", "-o",
+                                      "-p %d -k %s -c listen_addresses='' -c max_connections=100 "
+                                      "-c shared_buffers=128MB" % (self.port, self.dir), "start"],
+                       check=True, stdout=subprocess.DEVNULL)
 
     def stop(self):
         subprocess.run(self.run_as + [PGBIN + "/pg_ctl", "-D", self.dir + "/data", "-m", "fast",
@@ -226,6 +272,11 @@ class System:
         })
         self.kesuctl("migrate")
         self.kesuctl("load")
+        # Today's morning, local time, so that what the tests send is
+        # not held by the notifier's quiet/business hours (R-39) whatever the
+        # wall clock says; tests that need other times advance from here.
+        self.kesuctl("clock", "set", time.strftime("%Y-%m-%dT09:30:00+08:00",
+                                                   time.gmtime(time.time() + 8 * 3600)))
         self.admin = self.token("e2e-admin", "admin")
         self.services = {}
 

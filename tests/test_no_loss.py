@@ -86,3 +86,40 @@ def test_two_thousand_complaints_survive_kills(system):
         return s["received"] - before_summary["received"] == N and \
             s["dispatched"] - before_summary["dispatched"] == N
     wait_for(analytics_done, timeout=120, what="analytics 2000")
+
+
+def test_database_outage_answers_503_and_stores_nothing_behind_the_clients_back(system):
+    """With Postgres down, intake says so at once instead of holding the request
+    (a client that times out and retries would otherwise create a duplicate);
+    when Postgres returns, everything resumes by itself."""
+    pg = system.pg
+    before = pg.scalar("SELECT count(*) FROM intake.complaints")
+    pg.stop()
+    try:
+        def refused():
+            try:
+                r = requests.post(system["intake"].url("/v1/complaints"), json=complaint(),
+                                  headers=system.headers(), timeout=15)
+            except requests.RequestException:
+                return None
+            # (a Response is falsy for 4xx/5xx: return its body)
+            return r.json() if r.status_code == 503 else None
+        err = wait_for(refused, timeout=30, what="503 while the database is down")
+        assert err["error"]["code"] == "unavailable"
+        assert requests.get(system["intake"].url("/readyz"), timeout=5).status_code == 503
+    finally:
+        pg.start()
+    wait_for(lambda: requests.get(system["intake"].url("/readyz"), timeout=5).status_code == 200,
+             timeout=60, what="intake ready again")
+    time.sleep(1)
+    assert pg.scalar("SELECT count(*) FROM intake.complaints") == before
+    r = system.post("intake", "/v1/complaints", complaint(title="恢复后的投诉"))
+    assert r.status_code == 201, r.text
+    order_no = r.json()["order_no"]
+    # the rest of the system reconnected too: the order reaches the handler
+    for name in ("router", "handler", "sla", "notifier", "analytics"):
+        wait_for(lambda: requests.get(system[name].url("/readyz"), timeout=5).status_code == 200,
+                 timeout=60, what=name + " ready again")
+    wait_for(lambda: system.get("router", "/v1/orders/" + order_no).status_code == 200 and
+             system.get("router", "/v1/orders/" + order_no).json()["state"] == "dispatched",
+             timeout=60, what="dispatched after the outage")

@@ -47,6 +47,13 @@ extern const int ctl_nservices;
 
 int cmd_migrate(int argc, char **argv);
 int cmd_load(int argc, char **argv);
+/* load.c's sets plus the SLA watcher's (load_sla.c). */
+int cmd_load_all(int argc, char **argv);
+/* load_notify.c: `load notify` (templates, rules, contacts of the notifier).
+ * load_notify_take removes "notify" from argv: 0 not wanted, 1 wanted too
+ * (also when no set is named), 2 only notify. */
+int cmd_load_notify(void);
+int load_notify_take(int *argc, char **argv);
 int cmd_token(int argc, char **argv);
 int cmd_submit(int argc, char **argv);
 int cmd_clock(int argc, char **argv);

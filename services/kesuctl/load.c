@@ -407,6 +407,8 @@ static bool check_consistency(PGconn *c, bool units, bool routing) {
 }
 
 int cmd_load(int argc, char **argv) {
+  int notify = load_notify_take(&argc, argv); /* the notifier's set: load_notify.c */
+  if (notify == 2) return cmd_load_notify();
   bool want[NSETS] = {false};
   bool any = false;
   for (int i = 1; i < argc; i++) {
@@ -465,5 +467,6 @@ done:
     csv_free(&sets[k].doc);
     free(sets[k].path);
   }
+  if (rc == EXIT_OK && notify) rc = cmd_load_notify();
   return rc;
 }

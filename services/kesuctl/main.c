@@ -13,7 +13,8 @@ static void usage(FILE *out) {
           "  migrate                      create roles/schemas, apply common/sql and\n"
           "                               services/*/sql migrations (KESU_PG_ADMIN)\n"
           "  load [SET...]                load data/<set>.csv; SET: regions business_types\n"
-          "                               problem_types units rules (default: all)\n"
+          "                               problem_types units rules calendar policies\n"
+          "                               sla_units notify (default: all)\n"
           "  token create --name NAME --role ROLE [--scope REGION]\n"
           "                               print a new bearer token (stored hashed)\n"
           "  token revoke NAME            revoke every active token with that name\n"
@@ -52,7 +53,7 @@ int main(int argc, char **argv) {
     }
   }
   if (strcmp(cmd, "migrate") == 0) return cmd_migrate(sub_argc, sub_argv);
-  if (strcmp(cmd, "load") == 0) return cmd_load(sub_argc, sub_argv);
+  if (strcmp(cmd, "load") == 0) return cmd_load_all(sub_argc, sub_argv);
   if (strcmp(cmd, "token") == 0) return cmd_token(sub_argc, sub_argv);
   if (strcmp(cmd, "submit") == 0) return cmd_submit(sub_argc, sub_argv);
   if (strcmp(cmd, "clock") == 0) return cmd_clock(sub_argc, sub_argv);
