@@ -11,13 +11,16 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "store.h"
 #include "strmap.h"
+#include "utf8.h"
 
 enum { WAIT_MS = 3000, RESEND_MS = 2000, RESEND_MAX = 200 };
 
 static const char SQL_RECORD[] =
     "INSERT INTO handler.pending_actions (action_id, order_no, action, answer, actor, created_at, "
-    "sent_at) VALUES ($1::uuid, $2, $3, $4, $5, handler.ms_ts($6::bigint), now())";
+    "sent_at, actor_unit, params) VALUES ($1::uuid, $2, $3, $4, $5, handler.ms_ts($6::bigint), "
+    "now(), $7, $8::jsonb)";
 static const char SQL_DUE[] =
     "WITH due AS (SELECT action_id FROM handler.pending_actions "
     "  WHERE done_at IS NULL AND (sent_at IS NULL OR sent_at < now() - interval '2 seconds') "
@@ -25,19 +28,20 @@ static const char SQL_DUE[] =
     "UPDATE handler.pending_actions p SET sent_at = now() FROM due "
     "WHERE p.action_id = due.action_id "
     "RETURNING p.action_id, p.order_no, p.action, coalesce(p.answer, ''), p.actor, "
-    "handler.ts_ms(p.created_at)";
+    "handler.ts_ms(p.created_at), p.actor_unit, p.params::text";
 static const char SQL_RESULT[] =
     "UPDATE handler.pending_actions SET result_ok = $2::boolean, result_code = $3, "
     "result_message = $4, done_at = now() WHERE action_id = $1::uuid AND done_at IS NULL";
 /* A close the router accepted closes the local copy (at the time staff
- * closed it); one it refused as conflict (closed already, e.g. by another
- * handler) does too, without our answer. */
+ * closed it). Any answer carries the order's workflow state at the router,
+ * which the local copy follows (SQL_WF_STATE: closed there, closed here). */
 static const char SQL_CLOSE_LOCAL[] =
     "UPDATE handler.orders o SET state = 'closed', "
     "closed_at = CASE WHEN $2::boolean THEN p.created_at ELSE handler.ms_ts($4::bigint) END, "
     "answer = CASE WHEN $2::boolean THEN p.answer ELSE o.answer END "
     "FROM handler.pending_actions p WHERE p.action_id = $1::uuid AND o.order_no = p.order_no "
-    "AND p.action = 'close' AND o.state = 'open' AND ($2::boolean OR $3 = 'conflict')";
+    "AND p.action = 'close' AND o.state = 'open' AND $2::boolean AND $3::text IS NOT NULL";
+
 
 typedef struct waiter {
   pending_actions *owner;
@@ -59,11 +63,30 @@ struct pending_actions {
 
 static metric *m_sent, *m_resent, *m_results;
 
+static const char *jstr(json_t *o, const char *k) {
+  const char *s = json_string_value(json_object_get(o, k));
+  return s ? s : "";
+}
+
 static int send_action(pending_actions *self, const char *action_id, const char *order_no,
-                       const char *action, const char *answer, const char *actor, int64_t at) {
+                       const char *action, const char *answer, const char *actor, int64_t at,
+                       const char *actor_unit, const char *params) {
   if (!self->link)
     return -1;
   Kesu__V1__Action a = KESU__V1__ACTION__INIT;
+  json_t *p = json_loads(params ? params : "{}", 0, NULL);
+  if (!p)
+    p = json_object();
+  a.actor_unit = (char *)(actor_unit ? actor_unit : "");
+  a.reason = (char *)jstr(p, "reason");
+  a.to_unit = (char *)jstr(p, "to_unit");
+  a.conclusion = (char *)jstr(p, "conclusion");
+  a.responsibility = (char *)jstr(p, "responsibility");
+  a.regulator_opinion = (char *)jstr(p, "regulator_opinion");
+  a.promised_by = json_integer_value(json_object_get(p, "promised_by"));
+  a.satisfaction = (int32_t)json_integer_value(json_object_get(p, "satisfaction"));
+  a.at_fault = json_is_true(json_object_get(p, "at_fault"));
+  a.receipt_signed = json_is_true(json_object_get(p, "receipt_signed"));
   a.action_id = (char *)action_id;
   a.order_no = (char *)order_no;
   a.action = (char *)action;
@@ -71,7 +94,9 @@ static int send_action(pending_actions *self, const char *action_id, const char 
   a.actor = (char *)actor;
   a.at = at;
   a.handler_id = self->handler_id;
-  return router_link_send_action(self->link, &a);
+  int rc = router_link_send_action(self->link, &a);
+  json_decref(p);
+  return rc;
 }
 
 static void waiter_free(waiter *w) {
@@ -98,7 +123,7 @@ typedef struct {
   pending_actions *self;
   struct evhttp_request *req;
   char action_id[37];
-  char *order_no, *action, *answer, *actor;
+  char *order_no, *action, *answer, *actor, *actor_unit, *params;
   int64_t at;
 } submission;
 
@@ -107,6 +132,8 @@ static void submission_free(submission *s) {
   free(s->action);
   free(s->answer);
   free(s->actor);
+  free(s->actor_unit);
+  free(s->params);
   free(s);
 }
 
@@ -120,7 +147,8 @@ static void on_recorded(const pg_result_set *rs, void *arg) {
     submission_free(s);
     return;
   }
-  if (send_action(self, s->action_id, s->order_no, s->action, s->answer, s->actor, s->at) == 0)
+  if (send_action(self, s->action_id, s->order_no, s->action, s->answer, s->actor, s->at,
+                  s->actor_unit, s->params) == 0)
     metric_add(m_sent, 1);
   waiter *w = calloc(1, sizeof *w);
   w->owner = self;
@@ -135,7 +163,8 @@ static void on_recorded(const pg_result_set *rs, void *arg) {
 }
 
 void pending_actions_submit(pending_actions *self, struct evhttp_request *req, const char *order_no,
-                            const char *action, const char *answer, const char *actor) {
+                            const char *action, const char *answer, const char *actor,
+                            const char *actor_unit, const char *params) {
   submission *s = calloc(1, sizeof *s);
   s->self = self;
   s->req = req;
@@ -144,12 +173,15 @@ void pending_actions_submit(pending_actions *self, struct evhttp_request *req, c
   s->action = strdup(action);
   s->answer = strdup(answer ? answer : "");
   s->actor = strdup(actor ? actor : "");
+  s->actor_unit = strdup(actor_unit ? actor_unit : "");
+  s->params = strdup(params ? params : "{}");
   s->at = clock_now_ms();
   char at[24];
   snprintf(at, sizeof at, "%" PRId64, s->at);
-  const char *v[6] = {s->action_id, s->order_no, s->action, answer, s->actor, at};
+  const char *v[8] = {s->action_id, s->order_no, s->action, answer, s->actor, at, s->actor_unit,
+                      s->params};
   pg_tx *tx = pg_tx_new();
-  pg_tx_add(tx, SQL_RECORD, 6, v, NULL, NULL);
+  pg_tx_add(tx, SQL_RECORD, 8, v, NULL, NULL);
   pg_conn_submit(self->pg, tx, on_recorded, s);
 }
 
@@ -158,12 +190,16 @@ void pending_actions_submit(pending_actions *self, struct evhttp_request *req, c
 typedef struct {
   waiter *w; /* NULL if nobody waits */
   bool ok;
-  char *code, *message;
+  char *code, *message, *state, *holder, *field;
 } result_ctx;
 
 static int status_of(const char *code) {
   if (strcmp(code, "not_found") == 0)
     return 404;
+  if (strcmp(code, "forbidden") == 0)
+    return 403;
+  if (strcmp(code, "unavailable") == 0)
+    return 503;
   if (strcmp(code, "invalid_value") == 0 || strcmp(code, "missing_field") == 0)
     return 422;
   return 409; /* conflict: the action no longer fits the order */
@@ -177,12 +213,14 @@ static void on_result_stored(const pg_result_set *rs, void *arg) {
   if (w) {
     if (rc->ok) {
       http_reply_json(w->req, 200,
-                      json_pack("{s:s, s:b, s:s}", "action_id", w->action_id, "ok", 1, "state",
-                                strcmp(w->action, "close") == 0 ? "closed" : "open"));
+                      json_pack("{s:s, s:b, s:s, s:s, s:s}", "action_id", w->action_id, "ok", 1,
+                                "state", *rc->state ? rc->state : "open", "wf_state", rc->state,
+                                "holder_unit", rc->holder));
     } else {
       json_t *msg = json_string(rc->message);
-      json_t *err = json_pack("{s:s, s:o, s:n}", "code", *rc->code ? rc->code : "conflict",
-                              "message", msg ? msg : json_string(rc->code), "field");
+      json_t *err = json_pack("{s:s, s:o, s:o}", "code", *rc->code ? rc->code : "conflict",
+                              "message", msg ? msg : json_string(rc->code), "field",
+                              *rc->field ? json_string(rc->field) : json_null());
       http_reply_json(w->req, status_of(rc->code),
                       json_pack("{s:o, s:s}", "error", err, "action_id", w->action_id));
     }
@@ -190,6 +228,9 @@ static void on_result_stored(const pg_result_set *rs, void *arg) {
   }
   free(rc->code);
   free(rc->message);
+  free(rc->state);
+  free(rc->holder);
+  free(rc->field);
   free(rc);
 }
 
@@ -219,6 +260,13 @@ void pending_actions_on_result(pending_actions *self, const Kesu__V1__ActionResu
   rc->ok = r->ok;
   rc->code = strdup(r->code ? r->code : "");
   rc->message = strdup(r->message ? r->message : "");
+  rc->field = strdup(r->field && utf8_valid((const unsigned char *)r->field, strlen(r->field))
+                         ? r->field : "");
+  rc->state = strdup(r->state && utf8_valid((const unsigned char *)r->state, strlen(r->state))
+                         ? r->state : "");
+  rc->holder = strdup(r->holder_unit && utf8_valid((const unsigned char *)r->holder_unit,
+                                                    strlen(r->holder_unit))
+                          ? r->holder_unit : "");
   char now[24];
   snprintf(now, sizeof now, "%" PRId64, clock_now_ms());
   const char *ok = r->ok ? "true" : "false";
@@ -227,6 +275,10 @@ void pending_actions_on_result(pending_actions *self, const Kesu__V1__ActionResu
   pg_tx *tx = pg_tx_new();
   pg_tx_add(tx, SQL_RESULT, 4, v1, NULL, NULL);
   pg_tx_add(tx, SQL_CLOSE_LOCAL, 4, v2, NULL, NULL);
+  if (r->order_no)
+    store_add_wf_state(tx, r->order_no, rc->state);
+  if (r->ok)
+    store_add_history(tx, r->history, r->n_history);
   pg_conn_submit(self->pg, tx, on_result_stored, rc);
 }
 
@@ -265,7 +317,8 @@ static void on_due(const pg_result_set *rs, void *arg) {
   for (int k = 0; k < n; k++) {
     int i = rows[k].row;
     if (send_action(self, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
-                    PQgetvalue(r, i, 3), PQgetvalue(r, i, 4), rows[k].created) == 0)
+                    PQgetvalue(r, i, 3), PQgetvalue(r, i, 4), rows[k].created,
+                    PQgetvalue(r, i, 6), PQgetvalue(r, i, 7)) == 0)
       sent++;
   }
   free(rows);

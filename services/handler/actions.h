@@ -23,7 +23,10 @@ void pending_actions_destroy(pending_actions **self);
 /* Records and sends an action, then answers req: 200 {"action_id","ok","state"},
  * the router's refusal (409 conflict, 404, 422), 202 {"action_id","status":"pending"}
  * after 3 s without an answer, or 503 if it cannot be recorded. */
+/* actor_unit: the unit the office holds the order for; params: a JSON object
+ * text with the action's other fields (reason, to_unit, promised_by ms, ...). */
 void pending_actions_submit(pending_actions *self, struct evhttp_request *req, const char *order_no,
-                            const char *action, const char *answer, const char *actor);
+                            const char *action, const char *answer, const char *actor,
+                            const char *actor_unit, const char *params);
 void pending_actions_on_result(pending_actions *self, const Kesu__V1__ActionResult *result);
 #endif

@@ -23,21 +23,29 @@ static const char SQL_QUEUE_COUNT[] =
     "SELECT count(*) FROM handler.orders WHERE state = 'open' AND region LIKE $1";
 static const char SQL_ORDER[] =
     "SELECT order_no, unit_id, region, dispatch_id, handler.ts_ms(received_at), "
-    "handler.ts_ms(due_at), complaint::text, state, handler.ts_ms(closed_at), answer "
+    "handler.ts_ms(due_at), complaint::text, state, handler.ts_ms(closed_at), answer, wf_state "
     "FROM handler.orders WHERE order_no = $1";
 static const char SQL_ORDER_ACTIONS[] =
     "SELECT action_id, action, answer, actor, handler.ts_ms(created_at), handler.ts_ms(sent_at), "
     "result_ok, result_code, result_message, handler.ts_ms(done_at) "
     "FROM handler.pending_actions WHERE order_no = $1 ORDER BY created_at, action_id";
 static const char SQL_ORDER_STATE[] =
-    "SELECT region, state FROM handler.orders WHERE order_no = $1";
+    "SELECT region, state, unit_id FROM handler.orders WHERE order_no = $1";
+static const char SQL_HISTORY_ORDER[] =
+    "SELECT region, wf_state, unit_id, state FROM handler.orders WHERE order_no = $1";
+static const char SQL_HISTORY[] =
+    "SELECT seq, action, actor, actor_unit, handler.ts_ms(at), reason, from_unit, to_unit, "
+    "answer, from_state, to_state FROM handler.order_history WHERE order_no = $1 ORDER BY seq";
+static const char SQL_HISTORY_PENDING[] =
+    "SELECT action_id, action, actor, handler.ts_ms(created_at), params::text FROM "
+    "handler.pending_actions WHERE order_no = $1 AND done_at IS NULL ORDER BY created_at";
 
 /* What a request keeps of its token (the cache may reload meanwhile). */
 typedef struct {
   office *o;
   struct evhttp_request *req;
   char scope[32];
-  char *actor, *order_no, *action, *answer;
+  char *actor, *order_no, *action, *answer, *params;
 } request_ctx;
 
 static request_ctx *ctx_new(office *o, struct evhttp_request *req, const auth_ctx *auth) {
@@ -54,6 +62,7 @@ static void ctx_free(request_ctx *c) {
   free(c->order_no);
   free(c->action);
   free(c->answer);
+  free(c->params);
   free(c);
 }
 
@@ -181,6 +190,7 @@ static void on_order(const pg_result_set *rs, void *arg) {
   json_t *complaint = json_loads(PQgetvalue(r, 0, 6), 0, NULL);
   json_object_set_new(body, "complaint", complaint ? complaint : json_null());
   json_object_set_new(body, "state", text_or_null(r, 0, 7));
+  json_object_set_new(body, "wf_state", text_or_null(r, 0, 10));
   json_object_set_new(body, "closed_at", time_or_null(r, 0, 8));
   json_object_set_new(body, "answer", text_or_null(r, 0, 9));
   PGresult *a = rs->res[1];
@@ -233,10 +243,14 @@ static void on_order_state(const pg_result_set *rs, void *arg) {
   PGresult *r = rs->res[0];
   if (PQntuples(r) != 1 || !auth_scope_covers(c->scope, PQgetvalue(r, 0, 0))) {
     http_reply_error(c->req, 404, "not_found", "no such work order in your queue", NULL);
-  } else if (strcmp(PQgetvalue(r, 0, 1), "closed") == 0) {
+  } else if (strcmp(PQgetvalue(r, 0, 1), "moved") == 0) {
+    http_reply_error(c->req, 409, "conflict",
+                     "工单已转至其他单位 (the order was moved to another unit)", NULL);
+  } else if (strcmp(PQgetvalue(r, 0, 1), "closed") == 0 && strcmp(c->action, "close") == 0) {
     http_reply_error(c->req, 409, "conflict", "工单已结办 (the order is already closed)", NULL);
   } else {
-    pending_actions_submit(c->o->actions, c->req, c->order_no, c->action, c->answer, c->actor);
+    pending_actions_submit(c->o->actions, c->req, c->order_no, c->action, c->answer, c->actor,
+                           PQgetvalue(r, 0, 2), c->params);
   }
   ctx_free(c);
 }
@@ -267,11 +281,85 @@ static void post_action(struct evhttp_request *req, const auth_ctx *auth, char *
   c->order_no = strdup(segs[0]);
   c->action = strdup(ar.action);
   c->answer = ar.answer ? strdup(ar.answer) : NULL;
+  json_t *params = json_object();
+  const char *names[] = {"reason", "to_unit", "conclusion", "responsibility", "regulator_opinion"};
+  const char *vals[] = {ar.reason, ar.to_unit, ar.conclusion, ar.responsibility,
+                        ar.regulator_opinion};
+  for (int i = 0; i < 5; i++)
+    if (vals[i])
+      json_object_set_new(params, names[i], json_string(vals[i]));
+  if (ar.promised_by)
+    json_object_set_new(params, "promised_by", json_integer(ar.promised_by));
+  if (ar.satisfaction)
+    json_object_set_new(params, "satisfaction", json_integer(ar.satisfaction));
+  if (ar.at_fault)
+    json_object_set_new(params, "at_fault", json_true());
+  if (ar.receipt_signed)
+    json_object_set_new(params, "receipt_signed", json_true());
+  c->params = json_dumps(params, JSON_COMPACT);
+  json_decref(params);
   json_decref(body);
   const char *v[1] = {c->order_no};
   pg_tx *tx = pg_tx_new();
   pg_tx_add(tx, SQL_ORDER_STATE, 1, v, NULL, NULL);
   pg_conn_submit(o->pg, tx, on_order_state, c);
+}
+
+/* --- GET /v1/orders/{order_no}/history ---------------------------------- */
+
+static void on_history(const pg_result_set *rs, void *arg) {
+  request_ctx *c = arg;
+  if (!rs->ok) {
+    http_reply_error(c->req, 503, "unavailable", "database unavailable", NULL);
+    ctx_free(c);
+    return;
+  }
+  PGresult *o = rs->res[0], *h = rs->res[1], *p = rs->res[2];
+  if (PQntuples(o) != 1 || !auth_scope_covers(c->scope, PQgetvalue(o, 0, 0))) {
+    http_reply_error(c->req, 404, "not_found", "no such work order in your queue", NULL);
+    ctx_free(c);
+    return;
+  }
+  static const char *const names[] = {"seq",       "action",  "actor",  "actor_unit",
+                                      "at",        "reason",  "from_unit", "to_unit",
+                                      "answer",    "from_state", "to_state"};
+  json_t *rows = json_array();
+  for (int i = 0; i < PQntuples(h); i++) {
+    json_t *row = json_object();
+    json_object_set_new(row, "seq", json_integer(strtol(PQgetvalue(h, i, 0), NULL, 10)));
+    for (int k = 1; k < 11; k++)
+      json_object_set_new(row, names[k], k == 4 ? time_or_null(h, i, k) : text_or_null(h, i, k));
+    json_array_append_new(rows, row);
+  }
+  json_t *pending = json_array();
+  for (int i = 0; i < PQntuples(p); i++) {
+    json_t *params = json_loads(PQgetvalue(p, i, 4), 0, NULL);
+    json_array_append_new(pending, json_pack("{s:o, s:o, s:o, s:o, s:o}", "action_id",
+                                             text_or_null(p, i, 0), "action", text_or_null(p, i, 1),
+                                             "actor", text_or_null(p, i, 2), "at",
+                                             time_or_null(p, i, 3), "params",
+                                             params ? params : json_object()));
+  }
+  http_reply_json(c->req, 200,
+                  json_pack("{s:s, s:o, s:o, s:o, s:o, s:o}", "order_no", c->order_no, "wf_state",
+                            text_or_null(o, 0, 1), "unit_id", text_or_null(o, 0, 2), "state",
+                            text_or_null(o, 0, 3), "history", rows, "pending", pending));
+  ctx_free(c);
+}
+
+static void get_history(struct evhttp_request *req, const auth_ctx *auth, char **segs, int nsegs,
+                        void *arg) {
+  office *o = arg;
+  if (refuse(req, o, auth))
+    return;
+  request_ctx *c = ctx_new(o, req, auth);
+  c->order_no = strdup(segs[0]);
+  const char *v[1] = {segs[0]};
+  pg_tx *tx = pg_tx_new();
+  pg_tx_add(tx, SQL_HISTORY_ORDER, 1, v, NULL, NULL);
+  pg_tx_add(tx, SQL_HISTORY, 1, v, NULL, NULL);
+  pg_tx_add(tx, SQL_HISTORY_PENDING, 1, v, NULL, NULL);
+  pg_conn_submit(o->pg, tx, on_history, c);
 }
 
 static bool ready(void *arg) {
@@ -282,6 +370,7 @@ static bool ready(void *arg) {
 void api_routes(office *o) {
   http_route(o->http, EVHTTP_REQ_GET, "/v1/queue", 0, get_queue, o);
   http_route(o->http, EVHTTP_REQ_GET, "/v1/orders/*", 0, get_order, o);
+  http_route(o->http, EVHTTP_REQ_GET, "/v1/orders/*/history", 0, get_history, o);
   http_route(o->http, EVHTTP_REQ_POST, "/v1/orders/*/actions", 0, post_action, o);
   http_set_ready(o->http, ready, o);
 }

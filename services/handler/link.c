@@ -98,6 +98,14 @@ static void on_message(void *sock, zmsg *m, void *arg) {
     if (self->events.on_result)
       self->events.on_result(msg->action_result, self->events.arg);
     break;
+  case KESU__V1__ROUTER_MESSAGE__MSG_RECALL:
+    if (self->events.on_recall)
+      self->events.on_recall(msg->recall, self->events.arg);
+    break;
+  case KESU__V1__ROUTER_MESSAGE__MSG_UPDATE:
+    if (self->events.on_update)
+      self->events.on_update(msg->update, self->events.arg);
+    break;
   default: log_warn("link: unknown message from the router");
   }
   kesu__v1__router_message__free_unpacked(msg, NULL);

@@ -20,6 +20,8 @@ typedef struct {
   /* Messages are valid during the call only. */
   void (*on_dispatch)(const Kesu__V1__Dispatch *d, void *arg);
   void (*on_result)(const Kesu__V1__ActionResult *r, void *arg);
+  void (*on_recall)(const Kesu__V1__Recall *r, void *arg); /* may be NULL */
+  void (*on_update)(const Kesu__V1__OrderUpdate *u, void *arg); /* may be NULL */
   void *arg;
 } router_link_events;
 

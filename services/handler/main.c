@@ -21,6 +21,16 @@ static void on_dispatch(const Kesu__V1__Dispatch *d, void *arg) {
   order_store_dispatch(o->store, d);
 }
 
+static void on_recall(const Kesu__V1__Recall *r, void *arg) {
+  office *o = arg;
+  order_store_recall(o->store, r);
+}
+
+static void on_update(const Kesu__V1__OrderUpdate *u, void *arg) {
+  office *o = arg;
+  order_store_update(o->store, u);
+}
+
 static void on_result(const Kesu__V1__ActionResult *r, void *arg) {
   office *o = arg;
   pending_actions_on_result(o->actions, r);
@@ -67,7 +77,9 @@ int main(void) {
   }
   o.store = order_store_new(o.base, o.pg, NULL);
   o.actions = pending_actions_new(o.base, o.pg, o.handler_id);
-  router_link_events ev = {.on_dispatch = on_dispatch, .on_result = on_result, .arg = &o};
+  router_link_events ev = {
+      .on_dispatch = on_dispatch, .on_result = on_result, .on_recall = on_recall, .on_update = on_update,
+      .arg = &o};
   o.link = router_link_new(o.base, cfg_endpoint("KESU_ROUTER_DISPATCH", PORT_ROUTER_DISPATCH),
                            o.handler_id, (const char *const *)units, nunits, (uint32_t)credit, &ev);
   free(units_list);

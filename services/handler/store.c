@@ -17,13 +17,32 @@ enum { BATCH_MAX = 500, QUEUE_MAX = 20000 };
 
 static const char SQL_INSERT[] =
     "INSERT INTO handler.orders (order_no, unit_id, region, dispatch_id, received_at, due_at, "
-    "complaint, state) VALUES ($1, $2, $3, $4::uuid, handler.ms_ts($5::bigint), "
-    "handler.ms_ts($6::bigint), $7::jsonb, 'open') ON CONFLICT (order_no) DO NOTHING";
+    "complaint, state, wf_state) VALUES ($1, $2, $3, $4::uuid, handler.ms_ts($5::bigint), "
+    "handler.ms_ts($6::bigint), $7::jsonb, 'open', NULLIF($8, '')) ON CONFLICT (order_no) DO "
+    "UPDATE SET unit_id = EXCLUDED.unit_id, dispatch_id = EXCLUDED.dispatch_id, "
+    "received_at = EXCLUDED.received_at, due_at = EXCLUDED.due_at, state = 'open', "
+    "closed_at = NULL, wf_state = coalesce(EXCLUDED.wf_state, handler.orders.wf_state) "
+    "WHERE handler.orders.dispatch_id IS DISTINCT FROM EXCLUDED.dispatch_id";
+static const char SQL_WF_STATE[] =
+    "UPDATE handler.orders SET wf_state = $2, "
+    "state = CASE WHEN $2 IN ('closed', 'archived') AND state = 'open' THEN 'closed' ELSE state END, "
+    "closed_at = CASE WHEN $2 IN ('closed', 'archived') THEN coalesce(closed_at, now()) "
+    "ELSE closed_at END WHERE order_no = $1 AND $2 <> ''";
+static const char SQL_HISTORY[] =
+    "INSERT INTO handler.order_history (order_no, seq, action, actor, actor_unit, at, reason, "
+    "from_unit, to_unit, answer, from_state, to_state) VALUES ($1, $2::int, $3, $4, $5, "
+    "handler.ms_ts($6::bigint), NULLIF($7, ''), $8, $9, NULLIF($10, ''), $11, $12) "
+    "ON CONFLICT (order_no, seq) DO NOTHING";
+static const char SQL_RECALL[] =
+    "UPDATE handler.orders SET state = 'moved' WHERE order_no = $1 AND state = 'open' "
+    "AND unit_id IS DISTINCT FROM $2";
 
 typedef struct stored_order {
   char dispatch_id[37];
-  char *order_no, *unit_id, *region, *complaint_json;
+  char *order_no, *unit_id, *region, *complaint_json, *wf_state;
   int64_t received_at, due_at;
+  unsigned char *history; /* packed kesu.v1.WorkOrder holding only the history; NULL if none */
+  size_t history_len;
   struct stored_order *next;
 } stored_order;
 
@@ -44,6 +63,8 @@ static void item_free(stored_order *s) {
   free(s->unit_id);
   free(s->region);
   free(s->complaint_json);
+  free(s->wf_state);
+  free(s->history);
   free(s);
 }
 
@@ -74,9 +95,15 @@ static void add_insert(pg_tx *tx, const stored_order *s) {
   char received[24], due[24];
   snprintf(received, sizeof received, "%" PRId64, s->received_at);
   snprintf(due, sizeof due, "%" PRId64, s->due_at);
-  const char *v[7] = {s->order_no, s->unit_id, s->region,        s->dispatch_id,
-                      received,    due,        s->complaint_json};
-  pg_tx_add(tx, SQL_INSERT, 7, v, NULL, NULL);
+  const char *v[8] = {s->order_no, s->unit_id, s->region,         s->dispatch_id,
+                      received,    due,        s->complaint_json, s->wf_state};
+  pg_tx_add(tx, SQL_INSERT, 8, v, NULL, NULL);
+  Kesu__V1__WorkOrder *x =
+      s->history ? kesu__v1__work_order__unpack(NULL, s->history_len, s->history) : NULL;
+  if (x) {
+    store_add_history(tx, x->history, x->n_history);
+    kesu__v1__work_order__free_unpacked(x, NULL);
+  }
 }
 
 static void flush(order_store *self) {
@@ -142,6 +169,15 @@ void order_store_dispatch(order_store *self, const Kesu__V1__Dispatch *d) {
   json_decref(view);
   s->received_at = clock_now_ms();
   s->due_at = wo->due_at;
+  s->wf_state = strdup(text_ok(wo->wf_state) ? wo->wf_state : "");
+  if (wo->n_history) {
+    Kesu__V1__WorkOrder x = KESU__V1__WORK_ORDER__INIT;
+    x.history = wo->history;
+    x.n_history = wo->n_history;
+    s->history_len = kesu__v1__work_order__get_packed_size(&x);
+    s->history = malloc(s->history_len ? s->history_len : 1);
+    kesu__v1__work_order__pack(&x, s->history);
+  }
   if (self->tail)
     self->tail->next = s;
   else
@@ -150,6 +186,67 @@ void order_store_dispatch(order_store *self, const Kesu__V1__Dispatch *d) {
   self->queued++;
   event_active(self->ev_flush, 0,
                0); /* after this loop turn: dispatches arriving together share a commit */
+}
+
+void store_add_history(pg_tx *tx, Kesu__V1__HistoryEntry *const *hs, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    const Kesu__V1__HistoryEntry *h = hs[i];
+    const char *f[] = {h->order_no, h->action, h->actor, h->actor_unit, h->reason,
+                       h->from_unit, h->to_unit, h->answer, h->from_state, h->to_state};
+    bool good = h->order_no && *h->order_no && h->seq > 0;
+    for (size_t k = 0; good && k < sizeof f / sizeof *f; k++)
+      good = text_ok(f[k]);
+    if (!good)
+      continue;
+    char seq[16], at[24];
+    snprintf(seq, sizeof seq, "%d", h->seq);
+    snprintf(at, sizeof at, "%" PRId64, h->at);
+    const char *hv[12] = {h->order_no,   seq,         h->action,     h->actor,
+                          h->actor_unit, at,          h->reason,     h->from_unit,
+                          h->to_unit,    h->answer,   h->from_state, h->to_state};
+    pg_tx_add(tx, SQL_HISTORY, 12, hv, NULL, NULL);
+  }
+}
+
+void store_add_wf_state(pg_tx *tx, const char *order_no, const char *wf_state) {
+  if (!text_ok(order_no) || !text_ok(wf_state) || !*wf_state)
+    return;
+  const char *v[2] = {order_no, wf_state};
+  pg_tx_add(tx, SQL_WF_STATE, 2, v, NULL, NULL);
+}
+
+static void on_updated(const pg_result_set *rs, void *arg) {
+  char *order_no = arg;
+  if (!rs->ok)
+    log_warn("store: update of %s not recorded: %s", order_no, rs->error);
+  free(order_no);
+}
+
+void order_store_update(order_store *self, const Kesu__V1__OrderUpdate *u) {
+  if (!text_ok(u->order_no) || !*u->order_no)
+    return;
+  pg_tx *tx = pg_tx_new();
+  store_add_wf_state(tx, u->order_no, u->wf_state);
+  store_add_history(tx, u->history, u->n_history);
+  pg_conn_submit(self->pg, tx, on_updated, strdup(u->order_no));
+}
+
+static void on_recalled(const pg_result_set *rs, void *arg) {
+  char *order_no = arg;
+  if (!rs->ok)
+    log_warn("store: recall of %s not recorded: %s", order_no, rs->error);
+  else
+    log_info("store: order %s moved to another unit", order_no);
+  free(order_no);
+}
+
+void order_store_recall(order_store *self, const Kesu__V1__Recall *r) {
+  if (!text_ok(r->order_no) || !*r->order_no)
+    return;
+  const char *v[2] = {r->order_no, text_ok(r->holder_unit) ? r->holder_unit : ""};
+  pg_tx *tx = pg_tx_new();
+  pg_tx_add(tx, SQL_RECALL, 2, v, NULL, NULL);
+  pg_conn_submit(self->pg, tx, on_recalled, strdup(r->order_no));
 }
 
 order_store *order_store_new(struct event_base *base, pg_conn *pg, router_link *link) {

@@ -20,4 +20,14 @@ void order_store_destroy(order_store **self);
 /* link may be set after creation (the link's callbacks need the store first). */
 void order_store_set_link(order_store *self, router_link *link);
 void order_store_dispatch(order_store *self, const Kesu__V1__Dispatch *d);
+/* The router moved the order to another unit: it leaves the local queue
+ * (state 'moved') until a new dispatch brings it back. */
+void order_store_recall(order_store *self, const Kesu__V1__Recall *r);
+/* Steps taken on an order elsewhere (the router's OrderUpdate). */
+void order_store_update(order_store *self, const Kesu__V1__OrderUpdate *u);
+/* Adds the statements that copy history entries into handler.order_history
+ * (idempotent; entries with invalid UTF-8 are skipped). */
+void store_add_history(pg_tx *tx, Kesu__V1__HistoryEntry *const *h, size_t n);
+/* Adds the statement that sets an order's workflow state (closed there: closed here). */
+void store_add_wf_state(pg_tx *tx, const char *order_no, const char *wf_state);
 #endif

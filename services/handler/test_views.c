@@ -41,7 +41,7 @@ static void test_refusals(void **state) {
   assert_string_equal(p.field, "action");
   assert_int_equal(parse("{\"action\":7}", &r, &p), -1);
   assert_string_equal(p.code, "wrong_type");
-  assert_int_equal(parse("{\"action\":\"sign\"}", &r, &p), -1);
+  assert_int_equal(parse("{\"action\":\"teleport\"}", &r, &p), -1);
   assert_string_equal(p.code, "invalid_value");
   assert_int_equal(parse("{\"action\":\"close\"}", &r, &p), -1);
   assert_string_equal(p.code, "missing_field");
@@ -110,10 +110,43 @@ static void test_scope_patterns(void **state) {
   assert_string_equal(out, "3\\_\\%%");
 }
 
+static void test_workflow_fields(void **state) {
+  (void)state;
+  action_request r;
+  request_problem p;
+  assert_int_equal(parse("{\"action\":\"recommit\",\"reason\":\"等待配件\","
+                         "\"promised_by\":\"2026-11-24T10:00:00+08:00\"}",
+                         &r, &p),
+                   0);
+  assert_string_equal(r.action, "recommit");
+  assert_string_equal(r.reason, "等待配件");
+  assert_true(r.promised_by == 1795485600000LL);
+  assert_int_equal(parse("{\"action\":\"callback\",\"satisfaction\":2,\"at_fault\":true}",
+                         &r, &p),
+                   0);
+  assert_int_equal(r.satisfaction, 2);
+  assert_true(r.at_fault);
+  assert_int_equal(parse("{\"action\":\"transfer\",\"to_unit\":\"sh-xh\",\"reason\":\"x\"}",
+                         &r, &p),
+                   0);
+  assert_string_equal(r.to_unit, "sh-xh");
+  assert_int_equal(parse("{\"action\":\"sign\"}", &r, &p), 0);
+  assert_int_equal(parse("{\"action\":\"callback\",\"satisfaction\":9}", &r, &p), -1);
+  assert_string_equal(p.field, "satisfaction");
+  assert_int_equal(parse("{\"action\":\"close\",\"answer\":\"x\",\"receipt_signed\":1}",
+                         &r, &p),
+                   -1);
+  assert_string_equal(p.code, "wrong_type");
+  assert_int_equal(parse("{\"action\":\"recommit\",\"promised_by\":\"tomorrow\"}", &r, &p),
+                   -1);
+  assert_string_equal(p.field, "promised_by");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_close_with_answer_is_accepted),
       cmocka_unit_test(test_refusals),
+      cmocka_unit_test(test_workflow_fields),
       cmocka_unit_test(test_answer_limit_counts_characters),
       cmocka_unit_test(test_complaint_view),
       cmocka_unit_test(test_scope_patterns),

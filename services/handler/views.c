@@ -61,32 +61,78 @@ static bool blank(const char *s) {
   return true;
 }
 
+static const char *const ACTIONS[] = {
+    "answer_on_spot", "review",   "dispatch",      "sign",     "return",   "transfer",
+    "assist",         "assist_feedback", "escalate", "recommit", "interim_reply", "feedback",
+    "answer",         "hq_review", "conclude",     "close",    "callback", "reopen",
+    "archive"};
+
+bool action_name_known(const char *name) {
+  for (size_t i = 0; i < sizeof ACTIONS / sizeof *ACTIONS; i++)
+    if (strcmp(ACTIONS[i], name) == 0)
+      return true;
+  return false;
+}
+
 int action_request_parse(json_t *body, action_request *out, request_problem *p) {
+  static const char *const strings[] = {"action",         "answer",           "reason",
+                                        "to_unit",        "conclusion",       "responsibility",
+                                        "regulator_opinion"};
+  memset(out, 0, sizeof *out);
+  const char **slots[] = {&out->action,     &out->answer,         &out->reason,
+                          &out->to_unit,    &out->conclusion,     &out->responsibility,
+                          &out->regulator_opinion};
   const char *key;
   json_t *value;
   json_object_foreach(body, key, value) {
-    if (strcmp(key, "action") != 0 && strcmp(key, "answer") != 0)
+    size_t i;
+    for (i = 0; i < 7; i++)
+      if (strcmp(key, strings[i]) == 0)
+        break;
+    if (i < 7) {
+      if (json_is_null(value))
+        continue;
+      if (!json_is_string(value))
+        return problem(p, "wrong_type", key, "must be a string");
+      if (utf8_length(json_string_value(value)) > ANSWER_MAX_CHARS)
+        return problem(p, "too_long", key, "longer than 2000 characters");
+      *slots[i] = json_string_value(value);
+    } else if (strcmp(key, "promised_by") == 0) {
+      int64_t ms;
+      if (!json_is_string(value) || clock_parse_ms(json_string_value(value), &ms) != 0)
+        return problem(p, "invalid_value", key, "promised_by: an RFC 3339 time");
+      out->promised_by = ms;
+    } else if (strcmp(key, "satisfaction") == 0) {
+      if (!json_is_integer(value))
+        return problem(p, "wrong_type", key, "satisfaction: an integer 1-5");
+      if (json_integer_value(value) < 1 || json_integer_value(value) > 5)
+        return problem(p, "invalid_value", key, "satisfaction must be 1-5");
+      out->satisfaction = (int)json_integer_value(value);
+    } else if (strcmp(key, "at_fault") == 0 || strcmp(key, "receipt_signed") == 0) {
+      if (!json_is_boolean(value))
+        return problem(p, "wrong_type", key, "must be true or false");
+      *(strcmp(key, "at_fault") == 0 ? &out->at_fault : &out->receipt_signed) =
+          json_is_true(value);
+    } else {
       return problem(p, "unknown_field", key, "unknown field");
+    }
   }
   json_t *action = json_object_get(body, "action");
   if (!action || json_is_null(action))
     return problem(p, "missing_field", "action", "action is required");
   if (!json_is_string(action))
     return problem(p, "wrong_type", "action", "action must be a string");
-  out->action = json_string_value(action);
-  out->answer = NULL;
-  if (strcmp(out->action, "close") != 0)
-    return problem(p, "invalid_value", "action", "unknown action (supported: close)");
-  json_t *answer = json_object_get(body, "answer");
-  if (!answer || json_is_null(answer))
-    return problem(p, "missing_field", "answer", "closing needs the answer given to the customer");
-  if (!json_is_string(answer))
-    return problem(p, "wrong_type", "answer", "answer must be a string");
-  out->answer = json_string_value(answer);
-  if (blank(out->answer))
-    return problem(p, "missing_field", "answer", "closing needs the answer given to the customer");
-  if (utf8_length(out->answer) > ANSWER_MAX_CHARS)
-    return problem(p, "too_long", "answer", "answer is longer than 2000 characters");
+  if (!action_name_known(out->action))
+    return problem(p, "invalid_value", "action", "unknown action");
+  if (strcmp(out->action, "close") == 0) {
+    json_t *answer = json_object_get(body, "answer");
+    if (!answer || json_is_null(answer))
+      return problem(p, "missing_field", "answer", "closing needs the answer given to the customer");
+    if (!json_is_string(answer))
+      return problem(p, "wrong_type", "answer", "answer must be a string");
+    if (blank(out->answer))
+      return problem(p, "missing_field", "answer", "closing needs the answer given to the customer");
+  }
   return 0;
 }
 

@@ -8,11 +8,11 @@
 #include "kesuctl.h"
 #include "utf8.h"
 
-static const char *const roles[] = {"admin", "agent", "handler", "viewer"};
+static const char *const roles[] = {"admin", "agent", "handler", "centre", "viewer"};
 
 static void token_usage(void) {
   fprintf(stderr,
-          "usage: kesuctl token create --name NAME --role admin|agent|handler|viewer "
+          "usage: kesuctl token create --name NAME --role admin|agent|handler|centre|viewer "
           "[--scope REGION]\n"
           "       kesuctl token revoke NAME\n"
           "       kesuctl token list\n");
@@ -48,7 +48,7 @@ static int token_create(int argc, char **argv) {
   bool role_ok = false;
   for (size_t i = 0; i < sizeof roles / sizeof *roles; i++) role_ok |= strcmp(role, roles[i]) == 0;
   if (!role_ok) {
-    ctl_err("token create: --role must be admin, agent, handler or viewer (got '%s')", role);
+    ctl_err("token create: --role must be admin, agent, handler, centre or viewer (got '%s')", role);
     return EXIT_USAGE;
   }
   bool scope_ok = strlen(scope) == 6 && strspn(scope, "0123456789") == 6;

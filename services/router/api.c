@@ -14,8 +14,8 @@
 static const char SQL_ORDER[] =
     "SELECT order_no, unit_id, region, state, handler_id, tier, kind, stream, channel, "
     "business_type, router.ts_ms(accepted_at), router.ts_ms(promised_by), "
-    "router.ts_ms(created_at), router.ts_ms(closed_at), answer "
-    "FROM router.work_orders WHERE order_no = $1";
+    "router.ts_ms(created_at), router.ts_ms(closed_at), answer, wf_state, holder_unit, "
+    "dispatcher_unit FROM router.work_orders WHERE order_no = $1";
 static const char SQL_DISPATCHES[] =
     "SELECT dispatch_id, handler_id, router.ts_ms(created_at), router.ts_ms(acked_at) "
     "FROM router.dispatches WHERE order_no = $1 ORDER BY created_at, dispatch_id";
@@ -70,6 +70,9 @@ static void on_order(const pg_result_set *rs, void *arg) {
   json_object_set_new(body, "created_at", json_time(o, 0, 12));
   json_object_set_new(body, "closed_at", json_time(o, 0, 13));
   json_object_set_new(body, "answer", json_text(o, 0, 14));
+  json_object_set_new(body, "wf_state", json_text(o, 0, 15));
+  json_object_set_new(body, "holder_unit", json_text(o, 0, 16));
+  json_object_set_new(body, "dispatcher_unit", json_text(o, 0, 17));
   PGresult *d = rs->res[1];
   json_t *dispatches = json_array();
   for (int i = 0; i < PQntuples(d); i++)
@@ -120,6 +123,88 @@ static void get_order(struct evhttp_request *req, const auth_ctx *auth, char **s
   pg_conn_submit(r->pg_read, tx, on_order, ov);
 }
 
+/* --- history and actions ------------------------------------------------- */
+
+static const char SQL_HISTORY_ORDER[] =
+    "SELECT region, wf_state, holder_unit, dispatcher_unit, order_no FROM router.work_orders "
+    "WHERE order_no = $1";
+static const char SQL_HISTORY[] =
+    "SELECT seq, action, actor, actor_unit, router.ts_ms(at), reason, from_unit, to_unit, answer, "
+    "from_state, to_state, details::text FROM router.order_history WHERE order_no = $1 ORDER BY seq";
+
+static void on_history(const pg_result_set *rs, void *arg) {
+  order_view *ov = arg;
+  struct evhttp_request *req = ov->req;
+  if (!rs->ok) {
+    http_reply_error(req, 503, "unavailable", "database unavailable", NULL);
+    free(ov);
+    return;
+  }
+  PGresult *o = rs->res[0], *h = rs->res[1];
+  if (PQntuples(o) != 1 || (!ov->admin && !auth_scope_covers(ov->scope, PQgetvalue(o, 0, 0)))) {
+    http_reply_error(req, 404, "not_found", "no such work order", NULL);
+    free(ov);
+    return;
+  }
+  json_t *rows = json_array();
+  const char *names[] = {"seq",    "action",    "actor",   "actor_unit", "at",         "reason",
+                         "from_unit", "to_unit", "answer", "from_state", "to_state"};
+  for (int i = 0; i < PQntuples(h); i++) {
+    json_t *row = json_object();
+    json_object_set_new(row, "seq", json_integer(strtol(PQgetvalue(h, i, 0), NULL, 10)));
+    for (int k = 1; k < 11; k++)
+      json_object_set_new(row, names[k], k == 4 ? json_time(h, i, k) : json_text(h, i, k));
+    json_t *d = json_loads(PQgetvalue(h, i, 11), 0, NULL);
+    json_object_set_new(row, "details", d ? d : json_object());
+    json_array_append_new(rows, row);
+  }
+  http_reply_json(req, 200,
+                  json_pack("{s:o, s:o, s:o, s:o, s:o}", "order_no", json_text(o, 0, 4),
+                            "state", json_text(o, 0, 1), "holder_unit", json_text(o, 0, 2),
+                            "dispatcher_unit", json_text(o, 0, 3), "history", rows));
+  free(ov);
+}
+
+static void get_history(struct evhttp_request *req, const auth_ctx *auth, char **segs, int nsegs,
+                        void *arg) {
+  router *r = arg;
+  if (nsegs < 1 || !pg_conn_ready(r->pg_read)) {
+    http_reply_error(req, 503, "unavailable", "database unavailable", NULL);
+    return;
+  }
+  order_view *ov = calloc(1, sizeof *ov);
+  ov->req = req;
+  ov->admin = auth && auth->role && strcmp(auth->role, "admin") == 0;
+  snprintf(ov->scope, sizeof ov->scope, "%s", auth && auth->scope ? auth->scope : "");
+  if (!ov->admin && !(auth && auth->scope)) {
+    free(ov);
+    http_reply_error(req, 404, "not_found", "no such work order", NULL);
+    return;
+  }
+  const char *v[1] = {segs[0]};
+  pg_tx *tx = pg_tx_new();
+  pg_tx_add(tx, SQL_HISTORY_ORDER, 1, v, NULL, NULL);
+  pg_tx_add(tx, SQL_HISTORY, 1, v, NULL, NULL);
+  pg_conn_submit(r->pg_read, tx, on_history, ov);
+}
+
+static void post_action(struct evhttp_request *req, const auth_ctx *auth, char **segs, int nsegs,
+                        void *arg) {
+  router *r = arg;
+  if (!auth || !auth->role ||
+      (strcmp(auth->role, "admin") != 0 && strcmp(auth->role, "centre") != 0)) {
+    http_reply_error(req, 403, "forbidden", "admin or centre role required", NULL);
+    return;
+  }
+  if (nsegs < 1)
+    return;
+  json_t *body = http_read_json(req);
+  if (!body)
+    return;
+  actions_http(r, req, auth, segs[0], body);
+  json_decref(body);
+}
+
 static void get_handlers(struct evhttp_request *req, const auth_ctx *auth, char **segs, int nsegs,
                          void *arg) {
   (void)segs;
@@ -144,6 +229,8 @@ static bool ready(void *arg) {
 
 void api_routes(router *r) {
   http_route(r->http, EVHTTP_REQ_GET, "/v1/orders/*", 0, get_order, r);
+  http_route(r->http, EVHTTP_REQ_GET, "/v1/orders/*/history", 0, get_history, r);
+  http_route(r->http, EVHTTP_REQ_POST, "/v1/orders/*/actions", 0, post_action, r);
   http_route(r->http, EVHTTP_REQ_GET, "/v1/handlers", 0, get_handlers, r);
   http_set_ready(r->http, ready, r);
 }

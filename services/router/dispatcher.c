@@ -43,6 +43,8 @@ struct work_order {
   char *order_no, *unit_id, *region;
   unsigned char *complaint; /* packed kesu.v1.Complaint */
   size_t complaint_len;
+  unsigned char *extra; /* packed kesu.v1.WorkOrder: wf_state, history; NULL if none */
+  size_t extra_len;
   int64_t due_at;
   int state;
   char dispatch_id[37]; /* the current (or last) dispatch; "" before the first */
@@ -50,6 +52,7 @@ struct work_order {
   bool recorded;        /* dispatch_id's row is in the journal */
   int64_t sent_ms;      /* monotonic, last send of dispatch_id */
   order_list *list;     /* the unit queue or in-flight list it is on; NULL while acking */
+  char *redo_unit;      /* acking, and moved to this unit meanwhile: dispatch again */
   work_order *prev, *next;
 };
 
@@ -58,6 +61,7 @@ typedef struct journal_entry {
   bool ack;
   char dispatch_id[37];
   char *order_no, *handler_id;
+  char *unit_id; /* ack: the unit the order was dispatched for */
   int64_t now_ms;
   char event_id[37];
   unsigned char *envelope; /* ack: WorkOrderDispatched to emit; NULL: record the ack only */
@@ -169,6 +173,8 @@ static void order_free(work_order *o) {
   free(o->unit_id);
   free(o->region);
   free(o->complaint);
+  free(o->extra);
+  free(o->redo_unit);
   free(o->handler_id);
   free(o);
 }
@@ -206,6 +212,7 @@ static void journal_push(dispatcher *self, journal_entry *e) {
 }
 
 static void journal_entry_free(journal_entry *e) {
+  free(e->unit_id);
   free(e->order_no);
   free(e->handler_id);
   free(e->envelope);
@@ -233,13 +240,15 @@ static void journal_add_statement(pg_tx *tx, const journal_entry *e) {
               4, v, NULL, NULL);
     return;
   }
-  const char *v[6] = {
+  const char *v[7] = {
       e->dispatch_id,           e->order_no, e->handler_id, ms, e->envelope ? e->event_id : NULL,
-      (const char *)e->envelope};
-  int lens[6] = {0, 0, 0, 0, 0, (int)e->envelope_len};
-  int fmts[6] = {0, 0, 0, 0, 0, 1};
-  pg_tx_add(tx, "SELECT router.ack_dispatch($1::uuid, $2, $3, $4::bigint, $5::uuid, $6::bytea)", 6,
-            v, lens, fmts);
+      (const char *)e->envelope, e->unit_id ? e->unit_id : ""};
+  int lens[7] = {0, 0, 0, 0, 0, (int)e->envelope_len, 0};
+  int fmts[7] = {0, 0, 0, 0, 0, 1, 0};
+  /* the unit: an ack of a dispatch for a unit the order has since left moves nothing */
+  pg_tx_add(tx,
+            "SELECT router.ack_dispatch_unit($1::uuid, $2, $3, $4::bigint, $5::uuid, $6::bytea, $7)",
+            7, v, lens, fmts);
 }
 
 /* A journal entry committed (r: its statement's result). */
@@ -249,8 +258,22 @@ static void journal_done(dispatcher *self, journal_entry *e, PGresult *r) {
   if (r && PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't')
     metric_add(m_dispatched, 1);
   work_order *o = strmap_get(self->orders, e->order_no);
-  if (o && o->state == ORDER_ACKING)
+  if (o && o->state == ORDER_ACKING) {
+    if (o->redo_unit) {
+      /* moved to another unit while its ack was being written: dispatch again */
+      self->acking--;
+      free(o->unit_id);
+      o->unit_id = o->redo_unit;
+      o->redo_unit = NULL;
+      free(o->handler_id);
+      o->handler_id = NULL;
+      o->state = ORDER_WAITING;
+      list_push_back(queue_for(self, o->unit_id), o);
+      schedule_pump(self);
+      return;
+    }
     order_drop(self, o);
+  }
 }
 
 typedef struct {
@@ -378,6 +401,13 @@ static int send_dispatch(dispatcher *self, const work_order *o, handler_link *h)
   wo.complaint = c;
   wo.unit_id = o->unit_id;
   wo.due_at = o->due_at;
+  Kesu__V1__WorkOrder *x =
+      o->extra ? kesu__v1__work_order__unpack(NULL, o->extra_len, o->extra) : NULL;
+  if (x) {
+    wo.wf_state = x->wf_state;
+    wo.history = x->history;
+    wo.n_history = x->n_history;
+  }
   Kesu__V1__Dispatch d = KESU__V1__DISPATCH__INIT;
   d.dispatch_id = (char *)o->dispatch_id;
   d.order = &wo;
@@ -386,6 +416,8 @@ static int send_dispatch(dispatcher *self, const work_order *o, handler_link *h)
   m.dispatch = &d;
   int rc = send_router_message(self, h->id, &m);
   kesu__v1__complaint__free_unpacked(c, NULL);
+  if (x)
+    kesu__v1__work_order__free_unpacked(x, NULL);
   return rc;
 }
 
@@ -518,6 +550,10 @@ static void on_ack(dispatcher *self, handler_link *from, const char *handler_id,
   e->handler_id = strdup(handler_id);
   e->now_ms = clock_now_ms();
   work_order *o = strmap_get(self->orders, a->order_no);
+  /* an ack of an earlier dispatch of an order dispatched again is only recorded */
+  if (o && o->state != ORDER_ACKING && *o->dispatch_id &&
+      strcmp(o->dispatch_id, a->dispatch_id) != 0)
+    o = NULL;
   if (o && o->state != ORDER_ACKING) {
     if (o->state == ORDER_IN_FLIGHT) {
       handler_link *h = handler_set_find(self->handlers, o->handler_id);
@@ -528,6 +564,7 @@ static void on_ack(dispatcher *self, handler_link *from, const char *handler_id,
     o->state = ORDER_ACKING;
     self->acking++;
     e->envelope = pack_dispatched(o, handler_id, e->dispatch_id, e->event_id, &e->envelope_len);
+    e->unit_id = strdup(o->unit_id);
     schedule_pump(self); /* credit came back */
   }
   /* Otherwise: a duplicate, a late ack of an earlier dispatch, or an order
@@ -758,8 +795,48 @@ void dispatcher_destroy(dispatcher **selfp) {
 void dispatcher_enqueue(dispatcher *self, const char *order_no, const char *unit_id,
                         const char *region, const unsigned char *complaint, size_t complaint_len,
                         int64_t due_at) {
-  if (strmap_get(self->orders, order_no))
+  dispatcher_enqueue_extra(self, order_no, unit_id, region, complaint, complaint_len, due_at, NULL,
+                           0);
+}
+
+void dispatcher_enqueue_extra(dispatcher *self, const char *order_no, const char *unit_id,
+                              const char *region, const unsigned char *complaint,
+                              size_t complaint_len, int64_t due_at, const unsigned char *extra,
+                              size_t extra_len) {
+  work_order *held = strmap_get(self->orders, order_no);
+  if (held) {
+    const char *unit = unit_id ? unit_id : "";
+    if (strcmp(held->unit_id, unit) == 0 && !held->redo_unit)
+      return;
+    /* the order moved to another unit while still held here */
+    free(held->extra);
+    held->extra = NULL;
+    held->extra_len = 0;
+    if (extra) {
+      held->extra = malloc(extra_len ? extra_len : 1);
+      memcpy(held->extra, extra, extra_len);
+      held->extra_len = extra_len;
+    }
+    if (held->state == ORDER_ACKING) {
+      free(held->redo_unit);
+      held->redo_unit = strdup(unit);
+      return;
+    }
+    if (held->state == ORDER_IN_FLIGHT) {
+      handler_link *h = handler_set_find(self->handlers, held->handler_id);
+      if (h && h->inflight > 0)
+        h->inflight--;
+    }
+    list_remove(held);
+    free(held->unit_id);
+    held->unit_id = strdup(unit);
+    free(held->handler_id);
+    held->handler_id = NULL; /* a new dispatch id */
+    held->state = ORDER_WAITING;
+    list_push_back(queue_for(self, held->unit_id), held);
+    schedule_pump(self);
     return;
+  }
   work_order *o = calloc(1, sizeof *o);
   o->order_no = strdup(order_no);
   o->unit_id = strdup(unit_id ? unit_id : "");
@@ -767,6 +844,11 @@ void dispatcher_enqueue(dispatcher *self, const char *order_no, const char *unit
   o->complaint = malloc(complaint_len ? complaint_len : 1);
   memcpy(o->complaint, complaint, complaint_len);
   o->complaint_len = complaint_len;
+  if (extra) {
+    o->extra = malloc(extra_len ? extra_len : 1);
+    memcpy(o->extra, extra, extra_len);
+    o->extra_len = extra_len;
+  }
   o->due_at = due_at;
   o->state = ORDER_WAITING;
   strmap_put(self->orders, o->order_no, o);
@@ -786,6 +868,28 @@ int dispatcher_reply(dispatcher *self, const char *handler_id, const Kesu__V1__A
     return -1;
   }
   return 0;
+}
+
+void dispatcher_recall(dispatcher *self, const char *handler_id, const char *order_no,
+                       const char *holder_unit) {
+  Kesu__V1__Recall rc = KESU__V1__RECALL__INIT;
+  rc.order_no = (char *)order_no;
+  rc.holder_unit = (char *)holder_unit;
+  Kesu__V1__RouterMessage m = KESU__V1__ROUTER_MESSAGE__INIT;
+  m.msg_case = KESU__V1__ROUTER_MESSAGE__MSG_RECALL;
+  m.recall = &rc;
+  if (send_router_message(self, handler_id, &m) != SEND_OK)
+    log_warn("dispatcher: recall of %s not delivered to %s", order_no, handler_id);
+  zwatch_kick(self->watch);
+}
+
+void dispatcher_update(dispatcher *self, const char *handler_id, const Kesu__V1__OrderUpdate *u) {
+  Kesu__V1__RouterMessage m = KESU__V1__ROUTER_MESSAGE__INIT;
+  m.msg_case = KESU__V1__ROUTER_MESSAGE__MSG_UPDATE;
+  m.update = (Kesu__V1__OrderUpdate *)u;
+  if (send_router_message(self, handler_id, &m) != SEND_OK)
+    log_warn("dispatcher: update of %s not delivered to %s", u->order_no, handler_id);
+  zwatch_kick(self->watch);
 }
 
 json_t *dispatcher_handlers_json(dispatcher *self) {

@@ -39,6 +39,17 @@ void dispatcher_enqueue(dispatcher *self, const char *order_no, const char *unit
                         int64_t due_at);
 /* Sends an ActionResult to handler_id; 0 or -1 (link gone: the handler resends). */
 int dispatcher_reply(dispatcher *self, const char *handler_id, const Kesu__V1__ActionResult *res);
+/* Tells handler_id the order is no longer its (now held by holder_unit). Best effort. */
+void dispatcher_recall(dispatcher *self, const char *handler_id, const char *order_no,
+                       const char *holder_unit);
+/* Steps taken on an order held by handler_id elsewhere. Best effort. */
+void dispatcher_update(dispatcher *self, const char *handler_id, const Kesu__V1__OrderUpdate *u);
+/* dispatcher_enqueue with extra: a packed kesu.v1.WorkOrder whose wf_state and
+ * history go with the dispatch (an order moved to another unit). */
+void dispatcher_enqueue_extra(dispatcher *self, const char *order_no, const char *unit_id,
+                              const char *region, const unsigned char *complaint,
+                              size_t complaint_len, int64_t due_at, const unsigned char *extra,
+                              size_t extra_len);
 /* [{handler_id, units, credit, in_flight, ...}] — new reference. */
 json_t *dispatcher_handlers_json(dispatcher *self);
 size_t dispatcher_waiting(const dispatcher *self);

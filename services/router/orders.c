@@ -203,6 +203,80 @@ static void on_open_orders(const pg_result_set *rs, void *arg) {
   start_consumer(r);
 }
 
+typedef struct {
+  router *r;
+  char *order_no;
+} redispatch_ctx;
+
+static void on_redispatch(const pg_result_set *rs, void *arg) {
+  redispatch_ctx *c = arg;
+  router *r = c->r;
+  if (!rs->ok) {
+    log_warn("orders: cannot load %s to dispatch it again (%s); the next start does", c->order_no,
+             rs->error);
+  } else {
+    PGresult *res = rs->res[0], *h = rs->res[1];
+    /* what the new handler should know: the workflow state and the history */
+    int nh = PQntuples(h);
+    Kesu__V1__HistoryEntry *e = calloc(nh ? (size_t)nh : 1, sizeof *e);
+    Kesu__V1__HistoryEntry **ep = calloc(nh ? (size_t)nh : 1, sizeof *ep);
+    for (int i = 0; i < nh; i++) {
+      kesu__v1__history_entry__init(&e[i]);
+      e[i].order_no = c->order_no;
+      e[i].seq = atoi(PQgetvalue(h, i, 0));
+      char **f[] = {&e[i].action,    &e[i].actor,   &e[i].actor_unit, &e[i].reason,
+                    &e[i].from_unit, &e[i].to_unit, &e[i].answer,     &e[i].from_state,
+                    &e[i].to_state};
+      int cols[] = {1, 2, 3, 5, 6, 7, 8, 9, 10};
+      for (int k = 0; k < 9; k++)
+        *f[k] = PQgetvalue(h, i, cols[k]);
+      e[i].at = strtoll(PQgetvalue(h, i, 4), NULL, 10);
+      ep[i] = &e[i];
+    }
+    Kesu__V1__WorkOrder x = KESU__V1__WORK_ORDER__INIT;
+    x.history = ep;
+    x.n_history = (size_t)nh;
+    for (int i = 0; i < PQntuples(res); i++) {
+      const unsigned char *cb = (const unsigned char *)PQgetvalue(res, i, 3);
+      size_t clen = (size_t)PQgetlength(res, i, 3);
+      Kesu__V1__Complaint *cp = kesu__v1__complaint__unpack(NULL, clen, cb);
+      if (!cp)
+        continue;
+      x.wf_state = PQgetvalue(res, i, 4);
+      size_t xlen = kesu__v1__work_order__get_packed_size(&x);
+      unsigned char *xb = malloc(xlen ? xlen : 1);
+      kesu__v1__work_order__pack(&x, xb);
+      dispatcher_enqueue_extra(r->dispatcher, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+                               PQgetvalue(res, i, 2), cb, clen, due_at_of(cp), xb, xlen);
+      free(xb);
+      kesu__v1__complaint__free_unpacked(cp, NULL);
+    }
+    free(ep);
+    free(e);
+  }
+  free(c->order_no);
+  free(c);
+}
+
+void orders_redispatch(router *r, const char *order_no) {
+  redispatch_ctx *c = calloc(1, sizeof *c);
+  c->r = r;
+  c->order_no = strdup(order_no);
+  const char *v[1] = {order_no};
+  pg_tx *tx = pg_tx_new();
+  pg_tx_add_binary_result(tx,
+                          "SELECT order_no, unit_id, region, complaint, wf_state "
+                          "FROM router.work_orders WHERE order_no = $1 AND state = 'created'",
+                          1, v, NULL, NULL);
+  pg_tx_add(tx,
+            "SELECT seq, action, actor, actor_unit, router.ts_ms(at), coalesce(reason, ''), "
+            "coalesce(from_unit, ''), coalesce(to_unit, ''), coalesce(answer, ''), "
+            "coalesce(from_state, ''), coalesce(to_state, '') FROM router.order_history "
+            "WHERE order_no = $1 ORDER BY seq",
+            1, v, NULL, NULL);
+  pg_conn_submit(r->pg, tx, on_redispatch, c);
+}
+
 static void reload_open_orders(router *r) {
   if (r->orders_reloading || r->orders_reloaded)
     return;
@@ -286,5 +360,6 @@ void orders_stop(router *r) {
   if (r->units_pending)
     strmap_each(r->units_pending, free_value, NULL);
   strmap_destroy(&r->units_pending);
+  strmap_destroy(&r->order_busy);
   routing_rules_destroy(&r->rules);
 }

@@ -37,14 +37,22 @@ typedef struct router {
   bool rules_loading, orders_reloading, orders_reloaded;
   strmap *units_pending;     /* order_no -> unit chosen in apply (malloc'd), until committed */
   struct event *orders_tick; /* retries loading rules / open orders until both are in */
+  strmap *order_busy;        /* order_no -> the action being applied (actions.c), others queued */
 } router;
 
 /* orders.c */
 void orders_start(router *r);
 void orders_stop(router *r);
 
+/* orders.c: an order whose holder unit changed (state back to 'created') goes
+ * to the dispatcher again. */
+void orders_redispatch(router *r, const char *order_no);
+
 /* actions.c: an Action from handler_id (the link's routing id). */
 void actions_handle(router *r, const char *handler_id, const Kesu__V1__Action *action);
+/* actions.c: POST /v1/orders/{order_no}/actions by centre/HQ staff; answers req. */
+void actions_http(router *r, struct evhttp_request *req, const auth_ctx *auth,
+                  const char *order_no, json_t *body);
 
 /* api.c */
 void api_routes(router *r);
