@@ -26,12 +26,17 @@ static metric *m_created;
 
 static const char SQL_RULES[] =
     "SELECT region_prefix, unit_id, priority FROM router.routing_rules ORDER BY id";
+/* with the latest dispatch if it was never acknowledged: it may have reached
+ * its handler, which keeps the order for the handler timeout */
 static const char SQL_OPEN_ORDERS[] =
-    "SELECT order_no, unit_id, region, complaint FROM router.work_orders "
-    "WHERE state = 'created' ORDER BY accepted_at, order_no";
+    "SELECT w.order_no, w.unit_id, w.region, w.complaint, coalesce(d.dispatch_id::text, ''), "
+    "coalesce(d.handler_id, '') FROM router.work_orders w "
+    "LEFT JOIN LATERAL (SELECT x.dispatch_id, x.handler_id, x.acked_at FROM router.dispatches x "
+    "  WHERE x.order_no = w.order_no ORDER BY x.seq DESC LIMIT 1) d ON d.acked_at IS NULL "
+    "WHERE w.state = 'created' ORDER BY w.accepted_at, w.order_no";
 static const char SQL_CREATE[] =
-    "SELECT router.create_order($1, $2, $3, $4, $5, $6, $7, $8, $9::bigint, $10::bigint, "
-    "$11::bytea, $12::uuid, $13::bigint, $14::bytea)";
+    "SELECT router.create_order_v2($1, $2, $3, $4, $5, $6, $7, $8, $9::bigint, $10::bigint, "
+    "$11::bytea, $12::uuid, $13::bigint, $14::bytea, $15, $16::int)";
 
 /* Due time handed to the handler: the time promised to the customer, else the
  * hard limit of the tier (R-25: 24 h general, 48 h provincial, 72 h national). */
@@ -95,6 +100,8 @@ static void on_apply(pg_tx *tx, const Kesu__V1__Envelope *env, void *arg) {
   p.region = c->region;
   p.channel = c->channel;
   p.business_type = c->business_type;
+  p.stream = c->stream;
+  p.customer_level = (char *)(c->customer && c->customer->level ? c->customer->level : "");
   char event_id[37];
   uuid_v4(event_id);
   int64_t now = clock_now_ms();
@@ -114,7 +121,12 @@ static void on_apply(pg_tx *tx, const Kesu__V1__Envelope *env, void *arg) {
   snprintf(accepted, sizeof accepted, "%" PRId64, c->accepted_at);
   snprintf(promised, sizeof promised, "%" PRId64, c->promised_by);
   snprintf(now_s, sizeof now_s, "%" PRId64, now);
-  const char *v[14] = {c->order_no,
+  char prio[16];
+  snprintf(prio, sizeof prio, "%d", order_priority(c));
+  const char *phone = c->customer && c->customer->phone && utf8_ok(c->customer->phone)
+                          ? c->customer->phone
+                          : "";
+  const char *v[16] = {c->order_no,
                        unit,
                        str(c->region),
                        kind_name(c->kind),
@@ -127,14 +139,16 @@ static void on_apply(pg_tx *tx, const Kesu__V1__Envelope *env, void *arg) {
                        (const char *)cbuf,
                        event_id,
                        now_s,
-                       (const char *)ebuf};
-  int lens[14] = {0};
-  int fmts[14] = {0};
+                       (const char *)ebuf,
+                       phone,
+                       prio};
+  int lens[16] = {0};
+  int fmts[16] = {0};
   lens[10] = (int)clen;
   fmts[10] = 1;
   lens[13] = (int)elen;
   fmts[13] = 1;
-  pg_tx_add(tx, SQL_CREATE, 14, v, lens, fmts);
+  pg_tx_add(tx, SQL_CREATE, 16, v, lens, fmts);
   free(cbuf);
   free(ebuf);
   free(strmap_put(r->units_pending, c->order_no, strdup(unit)));
@@ -183,7 +197,7 @@ static void on_open_orders(const pg_result_set *rs, void *arg) {
     return; /* the tick tries again */
   }
   PGresult *res = rs->res[0];
-  int n = PQntuples(res);
+  int n = PQntuples(res), held = 0;
   for (int i = 0; i < n; i++) {
     /* Binary results: text columns are their bytes, bytea is raw. */
     const unsigned char *cb = (const unsigned char *)PQgetvalue(res, i, 3);
@@ -194,12 +208,21 @@ static void on_open_orders(const pg_result_set *rs, void *arg) {
                 PQgetvalue(res, i, 0));
       continue;
     }
-    dispatcher_enqueue(r->dispatcher, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
-                       PQgetvalue(res, i, 2), cb, clen, due_at_of(c));
+    if (*PQgetvalue(res, i, 4)) {
+      held++;
+      dispatcher_enqueue_held(r->dispatcher, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+                              PQgetvalue(res, i, 2), cb, clen, due_at_of(c),
+                              PQgetvalue(res, i, 4), PQgetvalue(res, i, 5));
+    } else {
+      dispatcher_enqueue(r->dispatcher, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+                         PQgetvalue(res, i, 2), cb, clen, due_at_of(c));
+    }
     kesu__v1__complaint__free_unpacked(c, NULL);
   }
   r->orders_reloaded = true;
-  log_info("orders: %d orders not yet acknowledged by a handler queued for dispatch", n);
+  log_info("orders: %d orders not yet acknowledged by a handler queued for dispatch (%d kept "
+           "for the handler of their last dispatch)",
+           n, held);
   start_consumer(r);
 }
 

@@ -12,8 +12,17 @@
  * SlaWarning/SlaBreached to the outbox only if not recorded before and the
  * timer is not closed. The publisher puts them on PUB 7120 / replay 7121.
  *
+ * Step timers (R-26): each WorkOrderStepChanged closes the step left
+ * and starts the step entered (review, handle, feedback, callback after a
+ * close), restarting it for the new holder on transfer/escalation (R-35).
+ * Policies match on kind, stream, tier and customer level (sla.orders keeps
+ * them for later steps). At 08:00 local each day one DailyDueList event
+ * (R-36, sla.daily_lists: once a day).
+ *
  * HTTP: GET /v1/timers/{order_no}; POST /v1/timers/{order_no}/recommit
- * (R-34); GET /v1/supervision?unit=&month=&order_no= (督办记录);
+ * (R-34, "customer_caused": no deduction); POST /v1/timers/{order_no}/pause
+ * and /resume {"step"} (the clock waits for the customer; resuming moves the
+ * deadlines); GET /v1/supervision?unit=&month=&order_no= (督办记录);
  * GET /v1/due?unit=&date= (R-36); GET /v1/ledger?unit=&month=&order_no= (R-37).
  *
  * The clock may jump (KESU_CLOCK=control:) without any signal, so besides a
@@ -39,6 +48,7 @@
 #include "pg.h"
 #include "reference.h"
 #include "service.h"
+#include "strmap.h"
 #include "timers.h"
 
 enum { LOAD_CHUNK = 50000, FIRE_BATCH = 500, POLL_MS = 200, RETRY_MS = 1000, CATCH_UP_WAIT_MS = 30000 };
@@ -63,6 +73,7 @@ typedef struct {
   outbox_publisher *pub;
   const char *router_pub, *router_replay;
   timer_set timers;
+  strmap *orders; /* order_no → order_attr */
   sla_reference ref;
   bool ref_loaded, ref_loading, ref_again;
   struct event *ev_fire, *ev_poll, *ev_reload;
@@ -75,6 +86,8 @@ typedef struct {
   int64_t retry_after; /* monotonic ms */
   int64_t started_mono;
   bool caught_up; /* the router stream was caught up at least once since start */
+  int32_t daily_done; /* local day whose DailyDueList is out (or known to be) */
+  bool daily_busy;
   metric *m_open, *m_warnings, *m_breaches, *m_escalations, *m_applied;
 } app;
 
@@ -108,26 +121,63 @@ static void arm_fire_timer(app *a) {
 
 /* --- the stream: timers from router events -------------------------------- */
 
+/* What the policies need of an order, from its WorkOrderCreated; kept for
+ * the timers of its later steps (sla.orders, reloaded at start). Written
+ * while a batch is built: replaying a batch puts the same values again. */
 typedef struct {
-  const char *order_no, *unit_id, *region;
+  char kind[16], stream[16], tier[16], level[40];
+} order_attr;
+
+static void attr_put(app *a, const char *order_no, const order_attr *v) {
+  order_attr *o = malloc(sizeof *o);
+  *o = *v;
+  free(strmap_put(a->orders, order_no, o));
+}
+
+static void attr_drop(app *a, const char *order_no) { free(strmap_remove(a->orders, order_no)); }
+
+static void attr_of_created(const Kesu__V1__WorkOrderCreated *c, order_attr *o) {
+  memset(o, 0, sizeof *o);
+  if (c->kind) snprintf(o->kind, sizeof o->kind, "%s", kind_name(c->kind));
+  if (c->stream) snprintf(o->stream, sizeof o->stream, "%s", stream_name(c->stream));
+  if (c->tier) snprintf(o->tier, sizeof o->tier, "%s", tier_name(c->tier));
+  snprintf(o->level, sizeof o->level, "%s", c->customer_level ? c->customer_level : "");
+}
+
+typedef struct {
+  const char *order_no, *step, *unit_id, *region;
   int64_t started, limit_s;
   sla_deadline d;
 } timer_spec;
 
-/* The ANSWER step's limit (R-25 … R-30). The event names kind and tier;
- * stream, customer level and area are not on WorkOrderCreated, so only
- * policies with '*' there match (docs: issue 4 notes). */
+/* The limit of `step` for an order with attributes o (NULL: unknown, only
+ * '*' policies match) started at `start` (R-25 … R-30). */
+static void spec_for(app *a, const order_attr *o, const char *step, int64_t start,
+                     timer_spec *ts) {
+  ts->step = step;
+  ts->started = start;
+  policy_key k = {.step = step};
+  if (o) {
+    k.kind = o->kind;
+    k.stream = o->stream;
+    k.tier = o->tier;
+    k.level = o->level;
+  }
+  sla_reference_deadlines(&a->ref, &k, start, &ts->d);
+  ts->limit_s = (ts->d.due_at - ts->started) / 1000;
+}
+
+/* The ANSWER step's limit, from the kind, stream, tier and customer level
+ * on WorkOrderCreated (so the appeal, escalated and VIP rows apply). */
 static void spec_of_created(app *a, const Kesu__V1__Envelope *env, timer_spec *ts) {
   const Kesu__V1__WorkOrderCreated *c = env->work_order_created;
+  order_attr o;
+  attr_of_created(c, &o);
+  spec_for(a, &o, step_name(KESU__V1__STEP__ANSWER), c->accepted_at ? c->accepted_at
+                                                                      : env->occurred_at, ts);
   ts->order_no = *c->order_no ? c->order_no : env->order_no;
   ts->unit_id = c->unit_id;
   ts->region = *env->region ? env->region : c->region;
-  ts->started = c->accepted_at ? c->accepted_at : env->occurred_at;
-  policy_key k = {.kind = c->kind ? kind_name(c->kind) : NULL,
-                  .tier = c->tier ? tier_name(c->tier) : NULL,
-                  .step = step_name(KESU__V1__STEP__ANSWER)};
-  sla_reference_deadlines(&a->ref, &k, ts->started, &ts->d);
-  ts->limit_s = (ts->d.due_at - ts->started) / 1000;
 }
 
 static const char *order_of_closed(const Kesu__V1__Envelope *env) {
@@ -135,43 +185,181 @@ static const char *order_of_closed(const Kesu__V1__Envelope *env) {
   return *c->order_no ? c->order_no : env->order_no;
 }
 
+/* The step timer a workflow state runs (R-26): the centre reviews and
+ * dispatches, the holder handles, the centre replies after feedback, the
+ * callback follows the close. NULL: none. */
+static const char *step_of_state(const char *state) {
+  if (strcmp(state, "review") == 0) return "review";
+  if (strcmp(state, "dispatched") == 0 || strcmp(state, "handling") == 0) return "handle";
+  if (strcmp(state, "feedback") == 0) return "feedback";
+  if (strcmp(state, "closed") == 0) return "callback";
+  return NULL;
+}
+
+static bool same(const char *x, const char *y) {
+  return x == y || (x && y && strcmp(x, y) == 0);
+}
+
+/* What one WorkOrderStepChanged does to the step timers: the step left is
+ * closed (R-35: it never warns again), the step entered starts a timer for
+ * the new holder — also when only the holder changed (transfer, escalate:
+ * the new holder's limit, from now). The answer step (R-25) ends when the
+ * order is answered. */
+typedef struct {
+  const char *order_no, *close_step, *open_step, *holder, *region;
+  bool restart; /* open_step starts over even if it runs (new holder) */
+  bool close_answer, done;
+  int64_t at;
+} step_change;
+
+static bool step_change_of(const Kesu__V1__Envelope *env, step_change *sc) {
+  const Kesu__V1__WorkOrderStepChanged *s = env->work_order_step_changed;
+  memset(sc, 0, sizeof *sc);
+  sc->order_no = *s->order_no ? s->order_no : env->order_no;
+  if (!*sc->order_no) return false;
+  sc->at = s->at ? s->at : env->occurred_at;
+  sc->holder = s->holder_unit;
+  sc->region = env->region;
+  const char *from = step_of_state(s->from_state), *to = step_of_state(s->to_state);
+  const char *act = s->action;
+  bool callback_done = strcmp(act, "callback") == 0 || strcmp(act, "archive") == 0;
+  /* Only a close opens the callback step (not an enquiry answered on the spot). */
+  if (same(to, "callback") && (callback_done || strcmp(act, "close") != 0) && !same(from, "callback"))
+    to = NULL;
+  if (callback_done) to = NULL;
+  bool restart = !same(from, to) || strcmp(act, "transfer") == 0 ||
+                 strcmp(act, "escalate") == 0 || strcmp(act, "reopen") == 0 ||
+                 strcmp(act, "return") == 0 || strcmp(act, "dispatch") == 0;
+  sc->restart = restart;
+  if (restart) sc->close_step = from;
+  sc->open_step = to; /* without restart: only if it does not run yet (sign) */
+  sc->close_answer = strcmp(s->to_state, "answered") == 0 || strcmp(s->to_state, "closed") == 0 ||
+                     strcmp(s->to_state, "archived") == 0;
+  sc->done = callback_done;
+  return true;
+}
+
+static void sql_close_step(pg_tx *tx, const char *order_no, const char *step, int64_t at) {
+  char b[24];
+  snprintf(b, sizeof b, "%" PRId64, at);
+  const char *v[3] = {order_no, step, b};
+  pg_tx_add(tx,
+            "UPDATE sla.timers SET closed_at = to_timestamp($3::bigint / 1000.0)"
+            " WHERE order_no = $1 AND step = $2 AND closed_at IS NULL",
+            3, v, NULL, NULL);
+}
+
+/* restart: a timer of the same step before (closed or not) starts over. */
+static void sql_open_timer(pg_tx *tx, const timer_spec *ts, bool restart) {
+  char b1[24], b2[24], b3[24], b4[24], b5[24], b6[24];
+  snprintf(b1, sizeof b1, "%" PRId64, ts->started);
+  snprintf(b2, sizeof b2, "%" PRId64, ts->d.warn_at);
+  snprintf(b3, sizeof b3, "%" PRId64, ts->d.due_at);
+  snprintf(b4, sizeof b4, "%" PRId64, ts->limit_s);
+  snprintf(b5, sizeof b5, "%" PRId64, ts->d.escalate_at[0]);
+  snprintf(b6, sizeof b6, "%" PRId64, ts->d.escalate_at[1]);
+  const char *v[12] = {ts->order_no, ts->step, ts->unit_id, ts->region,
+                       b1, b2, b3, b4, b5, b6, ts->d.policy_id ? ts->d.policy_id : "",
+                       sla_unit_name(ts->d.unit)};
+  char sql[1600];
+  snprintf(sql, sizeof sql,
+           "INSERT INTO sla.timers (order_no, step, unit_id, region, started_at, warn_at, due_at,"
+           " limit_seconds, escalate1_at, escalate2_at, policy_id, limit_unit, original_due_at)"
+           " VALUES ($1, $2, NULLIF($3, ''), NULLIF($4, ''),"
+           " to_timestamp($5::bigint / 1000.0), to_timestamp($6::bigint / 1000.0),"
+           " to_timestamp($7::bigint / 1000.0), $8::bigint, to_timestamp($9::bigint / 1000.0),"
+           " to_timestamp($10::bigint / 1000.0), NULLIF($11, ''), $12,"
+           " to_timestamp($7::bigint / 1000.0))"
+           " ON CONFLICT (order_no, step) DO %s",
+           restart ? "UPDATE SET unit_id = EXCLUDED.unit_id, region = EXCLUDED.region,"
+                     " started_at = EXCLUDED.started_at, warn_at = EXCLUDED.warn_at,"
+                     " due_at = EXCLUDED.due_at, limit_seconds = EXCLUDED.limit_seconds,"
+                     " escalate1_at = EXCLUDED.escalate1_at, escalate2_at = EXCLUDED.escalate2_at,"
+                     " policy_id = EXCLUDED.policy_id, limit_unit = EXCLUDED.limit_unit,"
+                     " original_due_at = EXCLUDED.original_due_at, warned_at = NULL,"
+                     " breached_at = NULL, closed_at = NULL, escalated = 0, paused_at = NULL,"
+                     " paused_ms = 0, customer_caused = false"
+                   : "NOTHING");
+  pg_tx_add(tx, sql, 12, v, NULL, NULL);
+}
+
 static void on_apply(pg_tx *tx, const Kesu__V1__Envelope *env, void *arg) {
   app *a = arg;
-  char b1[24], b2[24], b3[24], b4[24], b5[24], b6[24];
   if (env->payload_case == KESU__V1__ENVELOPE__PAYLOAD_WORK_ORDER_CREATED) {
     timer_spec ts;
     spec_of_created(a, env, &ts);
     if (!*ts.order_no) return;
-    snprintf(b1, sizeof b1, "%" PRId64, ts.started);
-    snprintf(b2, sizeof b2, "%" PRId64, ts.d.warn_at);
-    snprintf(b3, sizeof b3, "%" PRId64, ts.d.due_at);
-    snprintf(b4, sizeof b4, "%" PRId64, ts.limit_s);
-    snprintf(b5, sizeof b5, "%" PRId64, ts.d.escalate_at[0]);
-    snprintf(b6, sizeof b6, "%" PRId64, ts.d.escalate_at[1]);
-    const char *v[12] = {ts.order_no, step_name(KESU__V1__STEP__ANSWER), ts.unit_id, ts.region,
-                         b1, b2, b3, b4, b5, b6, ts.d.policy_id ? ts.d.policy_id : "",
-                         sla_unit_name(ts.d.unit)};
+    order_attr o;
+    attr_of_created(env->work_order_created, &o);
+    attr_put(a, ts.order_no, &o);
+    const char *ov[6] = {ts.order_no, o.kind, o.stream, o.tier, o.level, ts.region ? ts.region : ""};
     pg_tx_add(tx,
-              "INSERT INTO sla.timers (order_no, step, unit_id, region, started_at, warn_at, due_at,"
-              " limit_seconds, escalate1_at, escalate2_at, policy_id, limit_unit, original_due_at)"
-              " VALUES ($1, $2, NULLIF($3, ''), NULLIF($4, ''),"
-              " to_timestamp($5::bigint / 1000.0), to_timestamp($6::bigint / 1000.0),"
-              " to_timestamp($7::bigint / 1000.0), $8::bigint, to_timestamp($9::bigint / 1000.0),"
-              " to_timestamp($10::bigint / 1000.0), NULLIF($11, ''), $12,"
-              " to_timestamp($7::bigint / 1000.0))"
-              " ON CONFLICT (order_no, step) DO NOTHING",
-              12, v, NULL, NULL);
+              "INSERT INTO sla.orders (order_no, kind, stream, tier, level, region)"
+              " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (order_no) DO NOTHING",
+              6, ov, NULL, NULL);
+    sql_open_timer(tx, &ts, false);
+  } else if (env->payload_case == KESU__V1__ENVELOPE__PAYLOAD_WORK_ORDER_STEP_CHANGED) {
+    step_change sc;
+    if (!step_change_of(env, &sc)) return;
+    if (sc.close_step) sql_close_step(tx, sc.order_no, sc.close_step, sc.at);
+    if (sc.close_answer) sql_close_step(tx, sc.order_no, step_name(KESU__V1__STEP__ANSWER), sc.at);
+    if (sc.open_step) {
+      timer_spec ts;
+      spec_for(a, strmap_get(a->orders, sc.order_no), sc.open_step, sc.at, &ts);
+      ts.order_no = sc.order_no;
+      ts.unit_id = sc.holder;
+      ts.region = sc.region;
+      sql_open_timer(tx, &ts, sc.restart);
+    }
+    if (sc.done) {
+      const char *v[1] = {sc.order_no};
+      pg_tx_add(tx, "UPDATE sla.orders SET done = true WHERE order_no = $1", 1, v, NULL, NULL);
+    }
   } else if (env->payload_case == KESU__V1__ENVELOPE__PAYLOAD_WORK_ORDER_CLOSED) {
     const char *order_no = order_of_closed(env);
     if (!*order_no) return;
     int64_t at = env->work_order_closed->closed_at ? env->work_order_closed->closed_at
                                                      : env->occurred_at;
+    char b1[24];
     snprintf(b1, sizeof b1, "%" PRId64, at);
     const char *v[2] = {order_no, b1};
     pg_tx_add(tx,
               "UPDATE sla.timers SET closed_at = to_timestamp($2::bigint / 1000.0)"
-              " WHERE order_no = $1 AND closed_at IS NULL",
+              " WHERE order_no = $1 AND closed_at IS NULL AND step <> 'callback'",
               2, v, NULL, NULL);
+  }
+}
+
+/* Memory follows the database: drop the timer (or, with a fire in flight,
+ * mark it closed: freed when the fire returns). */
+static void mem_close(app *a, const char *order_no, const char *step) {
+  sla_timer *t = timer_set_get(&a->timers, order_no, step);
+  if (!t) return;
+  if (t->inflight)
+    t->closed = true;
+  else
+    timer_set_del(&a->timers, t);
+}
+
+static void mem_open(app *a, const timer_spec *ts) {
+  sla_timer *old = timer_set_get(&a->timers, ts->order_no, ts->step);
+  if (old) {
+    if (old->inflight) {
+      /* the fire finds the row restarted (warn_at/due_at in the future) and
+       * does nothing; the new deadlines are loaded at the next start */
+      old->closed = true;
+      log_warn("sla: %s %s restarted while firing; its new timer waits for a restart",
+               ts->order_no, ts->step);
+      return;
+    }
+    timer_set_del(&a->timers, old);
+  }
+  sla_timer *t = timer_set_add(&a->timers, ts->order_no, ts->step, ts->unit_id, ts->region,
+                               ts->started, ts->d.warn_at, ts->d.due_at, ts->limit_s);
+  if (t) {
+    t->escalate_at[0] = ts->d.escalate_at[0];
+    t->escalate_at[1] = ts->d.escalate_at[1];
+    timer_set_arm(&a->timers, t);
   }
 }
 
@@ -182,24 +370,29 @@ static void on_committed(const Kesu__V1__Envelope *env, void *arg) {
     timer_spec ts;
     spec_of_created(a, env, &ts);
     if (!*ts.order_no) return;
-    sla_timer *t = timer_set_add(&a->timers, ts.order_no, step_name(KESU__V1__STEP__ANSWER),
-                                 ts.unit_id, ts.region, ts.started, ts.d.warn_at, ts.d.due_at,
-                                 ts.limit_s);
-    if (t) {
-      t->escalate_at[0] = ts.d.escalate_at[0];
-      t->escalate_at[1] = ts.d.escalate_at[1];
-      timer_set_arm(&a->timers, t);
+    if (!timer_set_get(&a->timers, ts.order_no, ts.step)) mem_open(a, &ts);
+  } else if (env->payload_case == KESU__V1__ENVELOPE__PAYLOAD_WORK_ORDER_STEP_CHANGED) {
+    step_change sc;
+    if (!step_change_of(env, &sc)) return;
+    if (sc.close_step) mem_close(a, sc.order_no, sc.close_step);
+    if (sc.close_answer) mem_close(a, sc.order_no, step_name(KESU__V1__STEP__ANSWER));
+    if (sc.open_step) {
+      timer_spec ts;
+      spec_for(a, strmap_get(a->orders, sc.order_no), sc.open_step, sc.at, &ts);
+      ts.order_no = sc.order_no;
+      ts.unit_id = sc.holder;
+      ts.region = sc.region;
+      if (sc.restart || !timer_set_get(&a->timers, ts.order_no, ts.step)) mem_open(a, &ts);
     }
-    arm_fire_timer(a);
+    if (sc.done) attr_drop(a, sc.order_no);
   } else if (env->payload_case == KESU__V1__ENVELOPE__PAYLOAD_WORK_ORDER_CLOSED) {
-    sla_timer *t = timer_set_get(&a->timers, order_of_closed(env), step_name(KESU__V1__STEP__ANSWER));
-    if (!t) return;
-    if (t->inflight)
-      t->closed = true; /* the fire in flight finds closed_at set; freed when it returns */
-    else
-      timer_set_del(&a->timers, t);
-    arm_fire_timer(a);
+    static const char *const steps[] = {"answer", "accept", "review", "handle", "feedback"};
+    for (size_t i = 0; i < sizeof steps / sizeof *steps; i++)
+      mem_close(a, order_of_closed(env), steps[i]);
+  } else {
+    return;
   }
+  arm_fire_timer(a);
 }
 
 /* --- firing ------------------------------------------------------------- */
@@ -362,11 +555,147 @@ static void check_due(app *a) {
   pg_conn_submit(a->pg, tx, on_fired, a);
 }
 
+/* --- the morning list (R-36) -------------------------------------------------
+ * At 08:00 local (the controllable clock) of each day, one DailyDueList
+ * event: per unit, the open steps due that day and those already overdue.
+ * sla.daily_lists makes it once a day across restarts. */
+
+enum { DAILY_HOUR = 8, DAILY_MAX_ORDERS = 50 };
+
+typedef struct {
+  app *a;
+  int32_t day;
+  int64_t start, now;
+} daily_req;
+
+static void on_daily_emitted(const pg_result_set *rs, void *arg) {
+  daily_req *q = arg;
+  q->a->daily_busy = false;
+  if (rs->ok) {
+    q->a->daily_done = q->day;
+    log_info("sla: daily due list for day %d %s", (int)q->day,
+             strcmp(PQgetvalue(rs->res[0], 0, 0), "t") == 0 ? "emitted" : "already out");
+  } else {
+    log_warn("sla: daily due list failed: %s", rs->error);
+  }
+  free(q);
+}
+
+static void on_daily_rows(const pg_result_set *rs, void *arg) {
+  daily_req *q = arg;
+  app *a = q->a;
+  if (!rs->ok) {
+    a->daily_busy = false;
+    log_warn("sla: daily due list query failed: %s", rs->error);
+    free(q);
+    return;
+  }
+  if (PQntuples(rs->res[0]) > 0) { /* already out */
+    a->daily_busy = false;
+    a->daily_done = q->day;
+    free(q);
+    return;
+  }
+  PGresult *r = rs->res[1];
+  int n = PQntuples(r);
+  Kesu__V1__DailyDueUnit *units = calloc((size_t)n + 1, sizeof *units);
+  Kesu__V1__DailyDueUnit **uptr = calloc((size_t)n + 1, sizeof *uptr);
+  char **keys = calloc((size_t)n + 1, sizeof *keys);
+  char **due_v = calloc((size_t)n + 1, sizeof *due_v), **over_v = calloc((size_t)n + 1, sizeof *over_v);
+  int nu = 0;
+  for (int i = 0; i < n; i++) {
+    const char *unit = PQgetvalue(r, i, 0);
+    if (nu == 0 || strcmp(units[nu - 1].unit_id, unit) != 0) {
+      kesu__v1__daily_due_unit__init(&units[nu]);
+      units[nu].unit_id = PQgetvalue(r, i, 0);
+      /* the order lists share one array per list, sliced per unit */
+      units[nu].due_today_orders = due_v + i;
+      units[nu].overdue_orders = over_v + i;
+      uptr[nu] = &units[nu];
+      nu++;
+    }
+    Kesu__V1__DailyDueUnit *u = &units[nu - 1];
+    keys[i] = malloc(strlen(PQgetvalue(r, i, 1)) + strlen(PQgetvalue(r, i, 2)) + 2);
+    sprintf(keys[i], "%s/%s", PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
+    bool overdue = strtoll(PQgetvalue(r, i, 3), NULL, 10) < q->start;
+    if (overdue) {
+      if (u->n_overdue_orders < DAILY_MAX_ORDERS) u->overdue_orders[u->n_overdue_orders++] = keys[i];
+      u->overdue++;
+    } else {
+      if (u->n_due_today_orders < DAILY_MAX_ORDERS)
+        u->due_today_orders[u->n_due_today_orders++] = keys[i];
+      u->due_today++;
+    }
+  }
+  char date[16], event_id[37], ms[24], day[16];
+  clock_format_ms(q->start, date, 11);
+  snprintf(day, sizeof day, "%s", date);
+  Kesu__V1__DailyDueList list = KESU__V1__DAILY_DUE_LIST__INIT;
+  list.date = day;
+  list.generated_at = q->now;
+  list.n_units = (size_t)nu;
+  list.units = uptr;
+  uuid_v4(event_id);
+  Kesu__V1__Envelope env = KESU__V1__ENVELOPE__INIT;
+  env.producer = "sla";
+  env.event_id = event_id;
+  env.occurred_at = q->now;
+  env.type = "DailyDueList";
+  env.payload_case = KESU__V1__ENVELOPE__PAYLOAD_DAILY_DUE_LIST;
+  env.daily_due_list = &list;
+  size_t len;
+  unsigned char *buf = envelope_pack(&env, &len);
+  snprintf(ms, sizeof ms, "%" PRId64, q->now);
+  const char *v[4] = {day, event_id, ms, (const char *)buf};
+  int lens[4] = {0, 0, 0, (int)len}, fmts[4] = {0, 0, 0, 1};
+  pg_tx *tx = pg_tx_new();
+  pg_tx_add(tx, "SELECT sla.emit_daily($1::date, $2::uuid, $3::bigint, $4::bytea)", 4, v, lens,
+            fmts);
+  free(buf);
+  for (int i = 0; i < n; i++) free(keys[i]);
+  free(keys);
+  free(due_v);
+  free(over_v);
+  free(uptr);
+  free(units);
+  pg_conn_submit(a->pg, tx, on_daily_emitted, q);
+}
+
+static void check_daily(app *a) {
+  if (!a->loaded || !a->ref_loaded || a->daily_busy || !pg_conn_ready(a->pg) || !a->caught_up)
+    return;
+  int64_t now = clock_now_ms();
+  int32_t day = calendar_local_day(&a->ref.calendar, now);
+  if (day == a->daily_done) return;
+  int64_t start = (int64_t)day * 86400000 - (int64_t)a->ref.calendar.tz_offset_min * 60000;
+  if (now < start + DAILY_HOUR * 3600000LL) return;
+  daily_req *q = calloc(1, sizeof *q);
+  q->a = a;
+  q->day = day;
+  q->start = start;
+  q->now = now;
+  a->daily_busy = true;
+  char date[16], end[24];
+  clock_format_ms(start, date, 11);
+  snprintf(end, sizeof end, "%" PRId64, start + 86400000);
+  const char *v1[1] = {date}, *v2[1] = {end};
+  pg_tx *tx = pg_tx_new();
+  pg_tx_add(tx, "SELECT 1 FROM sla.daily_lists WHERE day = $1::date", 1, v1, NULL, NULL);
+  pg_tx_add(tx,
+            "SELECT coalesce(unit_id, ''), order_no, step, " MS("due_at")
+            " FROM sla.timers WHERE closed_at IS NULL AND paused_at IS NULL"
+            " AND due_at < to_timestamp($1::bigint / 1000.0)"
+            " ORDER BY coalesce(unit_id, ''), due_at LIMIT 200000",
+            1, v2, NULL, NULL);
+  pg_conn_submit(a->pg, tx, on_daily_rows, q);
+}
+
 static void on_fire_timer(evutil_socket_t fd, short what, void *arg) {
   (void)fd;
   (void)what;
   app *a = arg;
   check_due(a);
+  check_daily(a);
   arm_fire_timer(a);
 }
 
@@ -431,6 +760,29 @@ static void on_reference_notify(const char *channel, const char *payload, void *
  * one result would double the resident memory at start. */
 static void load_timers_from(app *a);
 
+/* The columns of TIMER_COLS, as loaded at start and on resume. */
+#define TIMER_COLS                                                                            \
+  "SELECT order_no, step, coalesce(unit_id, ''), coalesce(region, ''), " MS("started_at")    \
+  ", " MS("warn_at") ", " MS("due_at") ", limit_seconds, warned_at IS NOT NULL,"             \
+  " breached_at IS NOT NULL, " MS("escalate1_at") ", " MS("escalate2_at") ", escalated"    \
+  " FROM sla.timers"
+
+static bool add_timer_row(app *a, PGresult *r, int i) {
+  sla_timer *t = timer_set_add(
+      &a->timers, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
+      PQgetvalue(r, i, 3), strtoll(PQgetvalue(r, i, 4), NULL, 10),
+      strtoll(PQgetvalue(r, i, 5), NULL, 10), strtoll(PQgetvalue(r, i, 6), NULL, 10),
+      strtoll(PQgetvalue(r, i, 7), NULL, 10));
+  if (!t) return false;
+  t->warned = strcmp(PQgetvalue(r, i, 8), "t") == 0;
+  t->breached = strcmp(PQgetvalue(r, i, 9), "t") == 0;
+  t->escalate_at[0] = PQgetisnull(r, i, 10) ? 0 : strtoll(PQgetvalue(r, i, 10), NULL, 10);
+  t->escalate_at[1] = PQgetisnull(r, i, 11) ? 0 : strtoll(PQgetvalue(r, i, 11), NULL, 10);
+  t->escalated = atoi(PQgetvalue(r, i, 12));
+  timer_set_arm(&a->timers, t);
+  return true;
+}
+
 static void on_loaded(const pg_result_set *rs, void *arg) {
   app *a = arg;
   if (!rs->ok) {
@@ -442,21 +794,8 @@ static void on_loaded(const pg_result_set *rs, void *arg) {
   }
   PGresult *r = rs->res[0];
   int n = PQntuples(r);
-  for (int i = 0; i < n; i++) {
-    sla_timer *t = timer_set_add(
-        &a->timers, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
-        PQgetvalue(r, i, 3), strtoll(PQgetvalue(r, i, 4), NULL, 10),
-        strtoll(PQgetvalue(r, i, 5), NULL, 10), strtoll(PQgetvalue(r, i, 6), NULL, 10),
-        strtoll(PQgetvalue(r, i, 7), NULL, 10));
-    if (!t) continue;
-    a->nloaded++;
-    t->warned = strcmp(PQgetvalue(r, i, 8), "t") == 0;
-    t->breached = strcmp(PQgetvalue(r, i, 9), "t") == 0;
-    t->escalate_at[0] = PQgetisnull(r, i, 10) ? 0 : strtoll(PQgetvalue(r, i, 10), NULL, 10);
-    t->escalate_at[1] = PQgetisnull(r, i, 11) ? 0 : strtoll(PQgetvalue(r, i, 11), NULL, 10);
-    t->escalated = atoi(PQgetvalue(r, i, 12));
-    timer_set_arm(&a->timers, t);
-  }
+  for (int i = 0; i < n; i++)
+    if (add_timer_row(a, r, i)) a->nloaded++;
   metric_set(a->m_open, (int64_t)a->timers.count);
   if (n == LOAD_CHUNK) {
     snprintf(a->load_after[0], sizeof a->load_after[0], "%s", PQgetvalue(r, n - 1, 0));
@@ -483,12 +822,38 @@ static void on_loaded(const pg_result_set *rs, void *arg) {
   check_due(a); /* timers that came due while we were down fire once caught up */
 }
 
+/* First the attributes of the orders whose steps may still open timers. */
+static void on_orders_loaded(const pg_result_set *rs, void *arg) {
+  app *a = arg;
+  if (!rs->ok) {
+    a->loading = false;
+    log_warn("sla: loading orders failed: %s — retrying", rs->error);
+    struct timeval tv = {1, 0};
+    evtimer_add(a->ev_reload, &tv);
+    return;
+  }
+  PGresult *r = rs->res[0];
+  for (int i = 0; i < PQntuples(r); i++) {
+    order_attr o;
+    memset(&o, 0, sizeof o);
+    snprintf(o.kind, sizeof o.kind, "%s", PQgetvalue(r, i, 1));
+    snprintf(o.stream, sizeof o.stream, "%s", PQgetvalue(r, i, 2));
+    snprintf(o.tier, sizeof o.tier, "%s", PQgetvalue(r, i, 3));
+    snprintf(o.level, sizeof o.level, "%s", PQgetvalue(r, i, 4));
+    attr_put(a, PQgetvalue(r, i, 0), &o);
+  }
+  load_timers_from(a);
+}
+
 static void load_timers(app *a) {
   if (a->loading || a->loaded || !a->ref_loaded) return;
   a->loading = true;
   a->nloaded = 0;
   a->load_after[0][0] = a->load_after[1][0] = '\0';
-  load_timers_from(a);
+  pg_tx *tx = pg_tx_new();
+  pg_tx_add(tx, "SELECT order_no, kind, stream, tier, level FROM sla.orders WHERE NOT done", 0,
+            NULL, NULL, NULL);
+  pg_conn_submit(a->pg, tx, on_orders_loaded, a);
 }
 
 static void load_timers_from(app *a) {
@@ -497,10 +862,7 @@ static void load_timers_from(app *a) {
   const char *v[3] = {a->load_after[0], a->load_after[1], chunk};
   pg_tx *tx = pg_tx_new();
   pg_tx_add(tx,
-            "SELECT order_no, step, coalesce(unit_id, ''), coalesce(region, ''), " MS("started_at")
-            ", " MS("warn_at") ", " MS("due_at") ", limit_seconds, warned_at IS NOT NULL,"
-            " breached_at IS NOT NULL, " MS("escalate1_at") ", " MS("escalate2_at") ", escalated"
-            " FROM sla.timers WHERE closed_at IS NULL AND escalated < 2"
+            TIMER_COLS " WHERE closed_at IS NULL AND escalated < 2 AND paused_at IS NULL"
             " AND (breached_at IS NULL OR escalate1_at IS NOT NULL)"
             " AND (order_no, step) > ($1, $2) ORDER BY order_no, step LIMIT $3::int",
             3, v, NULL, NULL);
@@ -607,7 +969,7 @@ typedef struct {
   app *a;
   struct evhttp_request *req;
   char order_no[72], step[32], actor[96], reason[1600];
-  bool admin;
+  bool admin, customer;
   char scope[64];
   int64_t new_due;
 } recommit_req;
@@ -677,6 +1039,16 @@ static void on_recommit_scope(const pg_result_set *rs, void *arg) {
   pg_tx *tx = pg_tx_new();
   pg_tx_add(tx, "SELECT * FROM sla.recommit($1, $2, $3::bigint, $4, $5, $6::bigint)", 6, v, NULL,
             NULL);
+  if (q->customer) { /* R-37: the delay is the customer's — no deduction */
+    pg_tx_add(tx,
+              "UPDATE sla.timers SET customer_caused = true WHERE order_no = $1 AND step = $2"
+              " AND closed_at IS NULL AND breached_at IS NULL",
+              2, v, NULL, NULL);
+    pg_tx_add(tx,
+              "UPDATE sla.recommits SET customer_caused = true WHERE id = (SELECT max(id)"
+              " FROM sla.recommits WHERE order_no = $1 AND step = $2)",
+              2, v, NULL, NULL);
+  }
   pg_conn_submit(q->a->pg, tx, on_recommitted, q);
 }
 
@@ -694,7 +1066,8 @@ static void h_recommit(struct evhttp_request *req, const auth_ctx *auth, char **
   const char *key;
   json_t *val;
   json_object_foreach(body, key, val) {
-    if (strcmp(key, "promised_by") != 0 && strcmp(key, "reason") != 0 && strcmp(key, "step") != 0) {
+    if (strcmp(key, "promised_by") != 0 && strcmp(key, "reason") != 0 && strcmp(key, "step") != 0 &&
+        strcmp(key, "customer_caused") != 0) {
       http_reply_error(req, 422, "unknown_field", "unknown field", key);
       json_decref(body);
       return;
@@ -708,9 +1081,11 @@ static void h_recommit(struct evhttp_request *req, const auth_ctx *auth, char **
     json_decref(body);
     return;
   }
+  json_t *cc = json_object_get(body, "customer_caused");
   const char *wrong = !json_is_string(pb)         ? "promised_by"
                       : !json_is_string(rs)       ? "reason"
                       : st && !json_is_string(st) ? "step"
+                      : cc && !json_is_boolean(cc) ? "customer_caused"
                                                   : NULL;
   if (wrong) {
     http_reply_error(req, 422, "wrong_type", "must be a string", wrong);
@@ -721,6 +1096,7 @@ static void h_recommit(struct evhttp_request *req, const auth_ctx *auth, char **
   q->a = a;
   q->req = req;
   q->admin = strcmp(auth->role, "admin") == 0;
+  q->customer = cc && json_is_true(cc);
   snprintf(q->scope, sizeof q->scope, "%s", auth->scope ? auth->scope : "");
   const char *reason = json_string_value(rs), *step = st ? json_string_value(st) : "answer";
   const char *bad = NULL, *why = NULL;
@@ -748,6 +1124,158 @@ static void h_recommit(struct evhttp_request *req, const auth_ctx *auth, char **
   pg_tx_add(tx, "SELECT coalesce(region, '') FROM sla.timers WHERE order_no = $1 AND step = $2", 2,
             v, NULL, NULL);
   pg_conn_submit(a->pg, tx, on_recommit_scope, q);
+}
+
+/* --- pause / resume (R-34: waiting for the customer) ------------------------ */
+
+typedef struct {
+  app *a;
+  struct evhttp_request *req;
+  bool admin, pause, customer;
+  char scope[64], order_no[72], step[32];
+} pause_req;
+
+static void on_resumed_row(const pg_result_set *rs, void *arg) {
+  app *a = arg;
+  if (rs->ok)
+    for (int i = 0; i < PQntuples(rs->res[0]); i++) add_timer_row(a, rs->res[0], i);
+  arm_fire_timer(a);
+}
+
+static void on_paused(const pg_result_set *rs, void *arg) {
+  pause_req *q = arg;
+  if (!rs->ok || PQntuples(rs->res[0]) != 1) {
+    http_reply_error(q->req, 503, "unavailable", "database unavailable", NULL);
+    free(q);
+    return;
+  }
+  PGresult *r = rs->res[0];
+  const char *status = PQgetvalue(r, 0, 0);
+  if (strcmp(status, "not_found") == 0) {
+    http_reply_error(q->req, 404, "not_found", "no timer for this order and step", "step");
+    free(q);
+    return;
+  }
+  if (strcmp(status, "ok") != 0) {
+    http_reply_error(q->req, 409, "conflict",
+                     q->pause ? "the step is closed, overdue or already paused"
+                              : "the step is not paused",
+                     NULL);
+    free(q);
+    return;
+  }
+  /* Memory: a paused timer leaves the heap; a resumed one comes back with
+   * its moved deadlines from the row. */
+  mem_close(q->a, q->order_no, q->step);
+  if (!q->pause) {
+    const char *v[2] = {q->order_no, q->step};
+    pg_tx *tx = pg_tx_new();
+    pg_tx_add(tx, TIMER_COLS " WHERE order_no = $1 AND step = $2 AND closed_at IS NULL", 2, v,
+              NULL, NULL);
+    pg_conn_submit(q->a->pg, tx, on_resumed_row, q->a);
+  }
+  arm_fire_timer(q->a);
+  log_info("sla: %s %s %s", q->pause ? "paused" : "resumed", q->order_no, q->step);
+  json_t *body = json_object();
+  json_object_set_new(body, "order_no", json_string(q->order_no));
+  json_object_set_new(body, "step", json_string(q->step));
+  json_object_set_new(body, "paused", json_boolean(q->pause));
+  json_object_set_new(body, "warn_at", json_time(r, 0, 1));
+  json_object_set_new(body, "due_at", json_time(r, 0, 2));
+  http_reply_json(q->req, 200, body);
+  free(q);
+}
+
+static void on_pause_scope(const pg_result_set *rs, void *arg) {
+  pause_req *q = arg;
+  if (!rs->ok) {
+    http_reply_error(q->req, 503, "unavailable", "database unavailable", NULL);
+    free(q);
+    return;
+  }
+  PGresult *r = rs->res[0];
+  if (PQntuples(r) == 0) {
+    http_reply_error(q->req, 404, "not_found", "no timer for this order and step", NULL);
+    free(q);
+    return;
+  }
+  if (!q->admin && !auth_scope_covers(q->scope, PQgetvalue(r, 0, 0))) {
+    http_reply_error(q->req, 403, "forbidden", "the order is outside your scope", NULL);
+    free(q);
+    return;
+  }
+  char now[24];
+  snprintf(now, sizeof now, "%" PRId64, clock_now_ms());
+  const char *v[5] = {q->order_no, q->step, q->pause ? "t" : "f", now, q->customer ? "t" : "f"};
+  pg_tx *tx = pg_tx_new();
+  pg_tx_add(tx, "SELECT * FROM sla.pause($1, $2, $3::boolean, $4::bigint, $5::boolean)", 5, v,
+            NULL, NULL);
+  pg_conn_submit(q->a->pg, tx, on_paused, q);
+}
+
+/* POST /v1/timers/{order_no}/pause|resume {"step": "handle", "reason": text,
+ * "customer_caused": true}: the step's clock stands still while waiting for
+ * an appointment with the customer; resuming moves its deadlines by the
+ * pause. A paused step is the customer's delay: no deduction (R-37). */
+static void h_pause_resume(struct evhttp_request *req, const auth_ctx *auth, char **segs,
+                           bool pause, app *a) {
+  if (strcmp(auth->role, "admin") != 0 && strcmp(auth->role, "handler") != 0) {
+    http_reply_error(req, 403, "forbidden", "pausing needs the handler or admin role", NULL);
+    return;
+  }
+  json_t *body = http_read_json(req);
+  if (!body) return;
+  const char *key;
+  json_t *val;
+  json_object_foreach(body, key, val) {
+    if (strcmp(key, "step") != 0 && strcmp(key, "reason") != 0 &&
+        strcmp(key, "customer_caused") != 0) {
+      http_reply_error(req, 422, "unknown_field", "unknown field", key);
+      json_decref(body);
+      return;
+    }
+  }
+  json_t *st = json_object_get(body, "step"), *rs = json_object_get(body, "reason"),
+         *cc = json_object_get(body, "customer_caused");
+  const char *wrong = st && !json_is_string(st)    ? "step"
+                      : rs && !json_is_string(rs)  ? "reason"
+                      : cc && !json_is_boolean(cc) ? "customer_caused"
+                                                   : NULL;
+  if (wrong) {
+    http_reply_error(req, 422, "wrong_type", "wrong type", wrong);
+    json_decref(body);
+    return;
+  }
+  const char *step = st ? json_string_value(st) : "handle";
+  if (strlen(step) >= 32 || strlen(segs[0]) >= 72) {
+    http_reply_error(req, 422, "too_long", "too long", strlen(step) >= 32 ? "step" : "order_no");
+    json_decref(body);
+    return;
+  }
+  pause_req *q = calloc(1, sizeof *q);
+  q->a = a;
+  q->req = req;
+  q->pause = pause;
+  q->customer = !cc || json_is_true(cc); /* waiting for the customer, unless told otherwise */
+  q->admin = strcmp(auth->role, "admin") == 0;
+  snprintf(q->scope, sizeof q->scope, "%s", auth->scope ? auth->scope : "");
+  snprintf(q->order_no, sizeof q->order_no, "%s", segs[0]);
+  snprintf(q->step, sizeof q->step, "%s", step);
+  json_decref(body);
+  const char *v[2] = {q->order_no, q->step};
+  pg_tx *tx = pg_tx_new();
+  pg_tx_add(tx, "SELECT coalesce(region, '') FROM sla.timers WHERE order_no = $1 AND step = $2", 2,
+            v, NULL, NULL);
+  pg_conn_submit(a->pg, tx, on_pause_scope, q);
+}
+
+static void h_pause(struct evhttp_request *req, const auth_ctx *auth, char **segs, int nsegs,
+                    void *arg) {
+  h_pause_resume(req, auth, segs, true, arg);
+}
+static void h_resume(struct evhttp_request *req, const auth_ctx *auth, char **segs, int nsegs,
+                     void *arg) {
+  h_pause_resume(req, auth, segs, false, arg);
 }
 
 /* --- lists: supervision records, due/overdue steps, the ledger ------------- */
@@ -969,12 +1497,21 @@ static void metrics_cb(struct evbuffer *out, void *arg) {
                       a->pub ? outbox_publisher_published(a->pub) : 0);
 }
 
+static bool free_attr(const char *key, void *value, void *arg) {
+  (void)key;
+  (void)arg;
+  free(value);
+  return true;
+}
+
 int main(void) {
   struct event_base *base = service_init("sla");
   app a = {.base = base};
   a.fires = calloc(FIRE_BATCH * 4 + 4, sizeof *a.fires);
   a.started_mono = mono_ms();
+  a.daily_done = INT32_MIN;
   timer_set_init(&a.timers);
+  a.orders = strmap_new();
   sla_reference_init(&a.ref);
   a.m_open = metric_gauge("sla_open_timers", "Open SLA timers held in memory");
   a.m_warnings = metric_counter("sla_warnings_total", "SlaWarning events emitted");
@@ -1000,6 +1537,8 @@ int main(void) {
   }
   http_route(a.http, EVHTTP_REQ_GET, "/v1/timers/*", 0, h_get_timers, &a);
   http_route(a.http, EVHTTP_REQ_POST, "/v1/timers/*/recommit", 0, h_recommit, &a);
+  http_route(a.http, EVHTTP_REQ_POST, "/v1/timers/*/pause", 0, h_pause, &a);
+  http_route(a.http, EVHTTP_REQ_POST, "/v1/timers/*/resume", 0, h_resume, &a);
   http_route(a.http, EVHTTP_REQ_GET, "/v1/supervision", 0, h_supervision, &a);
   http_route(a.http, EVHTTP_REQ_GET, "/v1/due", 0, h_due, &a);
   http_route(a.http, EVHTTP_REQ_GET, "/v1/ledger", 0, h_ledger, &a);
@@ -1025,6 +1564,8 @@ int main(void) {
   auth_cache_destroy(&a.auth);
   pg_conn_destroy(&a.pg);
   timer_set_free(&a.timers);
+  strmap_each(a.orders, free_attr, NULL);
+  strmap_destroy(&a.orders);
   sla_reference_free(&a.ref);
   free(a.fires);
   event_base_free(base);
