@@ -19,19 +19,26 @@ enum { WAIT_MS = 3000, RESEND_MS = 2000, RESEND_MAX = 200 };
 
 static const char SQL_RECORD[] =
     "INSERT INTO handler.pending_actions (action_id, order_no, action, answer, actor, created_at, "
-    "sent_at, actor_unit, params) VALUES ($1::uuid, $2, $3, $4, $5, handler.ms_ts($6::bigint), "
-    "now(), $7, $8::jsonb)";
+    "sent_at, resend_at, actor_unit, params, handler_id) VALUES ($1::uuid, $2, $3, $4, $5, "
+    "handler.ms_ts($6::bigint), handler.ms_ts($6::bigint), now(), $7, $8::jsonb, $9)";
+/* resend_at is real time (now()): it only schedules resends. Every time staff
+ * see (created_at, sent_at, done_at, closed_at) is the service clock's. */
+static const char SQL_RECORDED[] =
+    "SELECT 1 FROM handler.pending_actions WHERE action_id = $1::uuid";
 static const char SQL_DUE[] =
     "WITH due AS (SELECT action_id FROM handler.pending_actions "
-    "  WHERE done_at IS NULL AND (sent_at IS NULL OR sent_at < now() - interval '2 seconds') "
+    "  WHERE done_at IS NULL AND handler_id IN ($1, '') "
+    "  AND (resend_at IS NULL OR resend_at < now() - interval '2 seconds') "
     "  ORDER BY created_at LIMIT 200 FOR UPDATE SKIP LOCKED) "
-    "UPDATE handler.pending_actions p SET sent_at = now() FROM due "
+    "UPDATE handler.pending_actions p SET resend_at = now(), "
+    "sent_at = coalesce(p.sent_at, handler.ms_ts($2::bigint)) FROM due "
     "WHERE p.action_id = due.action_id "
     "RETURNING p.action_id, p.order_no, p.action, coalesce(p.answer, ''), p.actor, "
     "handler.ts_ms(p.created_at), p.actor_unit, p.params::text";
 static const char SQL_RESULT[] =
     "UPDATE handler.pending_actions SET result_ok = $2::boolean, result_code = $3, "
-    "result_message = $4, done_at = now() WHERE action_id = $1::uuid AND done_at IS NULL";
+    "result_message = $4, done_at = handler.ms_ts($5::bigint) "
+    "WHERE action_id = $1::uuid AND done_at IS NULL";
 /* A close the router accepted closes the local copy (at the time staff
  * closed it). Any answer carries the order's workflow state at the router,
  * which the local copy follows (SQL_WF_STATE: closed there, closed here). */
@@ -125,6 +132,8 @@ typedef struct {
   char action_id[37];
   char *order_no, *action, *answer, *actor, *actor_unit, *params;
   int64_t at;
+  bool checked; /* the insert's outcome was looked up after a lost connection */
+  int checks;   /* lookups lost too */
 } submission;
 
 static void submission_free(submission *s) {
@@ -137,9 +146,54 @@ static void submission_free(submission *s) {
   free(s);
 }
 
+static void on_recorded(const pg_result_set *rs, void *arg);
+
+/* The connection went away under the transaction (no SQLSTATE, a connection
+ * exception 08xxx, or the server ending the session 57P0x): committed or not
+ * is unknown. */
+static bool link_lost(const pg_result_set *rs) {
+  const char *st = rs->sqlstate ? rs->sqlstate : "";
+  return !rs->ok && (!*st || strncmp(st, "08", 2) == 0 || strncmp(st, "57P0", 4) == 0);
+}
+
+/* The insert's connection was lost: it may have committed. If the row is
+ * there the action goes on as recorded (it is resent like any other);
+ * otherwise the client is told to try again. */
+static void on_recorded_check(const pg_result_set *rs, void *arg) {
+  submission *s = arg;
+  if (rs->ok && PQntuples(rs->res[0]) == 1) {
+    log_info("actions: %s on %s was recorded before the connection was lost; carrying on",
+             s->action, s->order_no);
+    on_recorded(rs, s);
+    return;
+  }
+  if (link_lost(rs) && ++s->checks < 5) {
+    /* lost again: ask again once the connection is back */
+    const char *v[1] = {s->action_id};
+    pg_tx *tx = pg_tx_new();
+    pg_tx_add(tx, SQL_RECORDED, 1, v, NULL, NULL);
+    pg_conn_submit(s->self->pg, tx, on_recorded_check, s);
+    return;
+  }
+  log_warn("actions: %s on %s not recorded (%s)", s->action, s->order_no,
+           rs->ok ? "no row" : rs->error);
+  http_reply_error(s->req, 503, "unavailable", "the action could not be recorded; try again",
+                   NULL);
+  submission_free(s);
+}
+
 static void on_recorded(const pg_result_set *rs, void *arg) {
   submission *s = arg;
   pending_actions *self = s->self;
+  if (link_lost(rs) && !s->checked) {
+    /* lost connection: committed or not? ask once the link is back */
+    s->checked = true;
+    const char *v[1] = {s->action_id};
+    pg_tx *tx = pg_tx_new();
+    pg_tx_add(tx, SQL_RECORDED, 1, v, NULL, NULL);
+    pg_conn_submit(self->pg, tx, on_recorded_check, s);
+    return;
+  }
   if (!rs->ok) {
     log_warn("actions: cannot record %s on %s: %s", s->action, s->order_no, rs->error);
     http_reply_error(s->req, 503, "unavailable", "the action could not be recorded; try again",
@@ -178,10 +232,10 @@ void pending_actions_submit(pending_actions *self, struct evhttp_request *req, c
   s->at = clock_now_ms();
   char at[24];
   snprintf(at, sizeof at, "%" PRId64, s->at);
-  const char *v[8] = {s->action_id, s->order_no, s->action, answer, s->actor, at, s->actor_unit,
-                      s->params};
+  const char *v[9] = {s->action_id, s->order_no, s->action, answer, s->actor, at, s->actor_unit,
+                      s->params, self->handler_id};
   pg_tx *tx = pg_tx_new();
-  pg_tx_add(tx, SQL_RECORD, 8, v, NULL, NULL);
+  pg_tx_add(tx, SQL_RECORD, 9, v, NULL, NULL);
   pg_conn_submit(self->pg, tx, on_recorded, s);
 }
 
@@ -270,10 +324,10 @@ void pending_actions_on_result(pending_actions *self, const Kesu__V1__ActionResu
   char now[24];
   snprintf(now, sizeof now, "%" PRId64, clock_now_ms());
   const char *ok = r->ok ? "true" : "false";
-  const char *v1[4] = {r->action_id, ok, rc->code, rc->message};
+  const char *v1[5] = {r->action_id, ok, rc->code, rc->message, now};
   const char *v2[4] = {r->action_id, ok, rc->code, now};
   pg_tx *tx = pg_tx_new();
-  pg_tx_add(tx, SQL_RESULT, 4, v1, NULL, NULL);
+  pg_tx_add(tx, SQL_RESULT, 5, v1, NULL, NULL);
   pg_tx_add(tx, SQL_CLOSE_LOCAL, 4, v2, NULL, NULL);
   if (r->order_no)
     store_add_wf_state(tx, r->order_no, rc->state);
@@ -334,7 +388,10 @@ static void on_resend_tick(evutil_socket_t fd, short what, void *arg) {
     return;
   self->resending = true;
   pg_tx *tx = pg_tx_new();
-  pg_tx_add(tx, SQL_DUE, 0, NULL, NULL, NULL);
+  char now[24];
+  snprintf(now, sizeof now, "%" PRId64, clock_now_ms());
+  const char *v[2] = {self->handler_id, now};
+  pg_tx_add(tx, SQL_DUE, 2, v, NULL, NULL);
   pg_conn_submit(self->pg, tx, on_due, self);
 }
 

@@ -17,8 +17,9 @@ enum { QUEUE_DEFAULT = 10000, QUEUE_MAX = 50000 };
 
 static const char SQL_QUEUE[] =
     "SELECT order_no, unit_id, region, complaint->>'title', complaint->'customer'->>'name', "
-    "handler.ts_ms(due_at), handler.ts_ms(received_at) FROM handler.orders "
-    "WHERE state = 'open' AND region LIKE $1 ORDER BY due_at NULLS LAST, order_no LIMIT $2::int";
+    "handler.ts_ms(due_at), handler.ts_ms(received_at), handler.priority(complaint) "
+    "FROM handler.orders WHERE state = 'open' AND region LIKE $1 "
+    "ORDER BY handler.priority(complaint) DESC, due_at NULLS LAST, order_no LIMIT $2::int";
 static const char SQL_QUEUE_COUNT[] =
     "SELECT count(*) FROM handler.orders WHERE state = 'open' AND region LIKE $1";
 static const char SQL_ORDER[] =
@@ -129,6 +130,7 @@ static void on_queue(const pg_result_set *rs, void *arg) {
       json_object_set_new(row, "time_left_seconds", json_integer(left));
     }
     json_object_set_new(row, "received_at", time_or_null(r, i, 6));
+    json_object_set_new(row, "priority", json_integer(atoi(PQgetvalue(r, i, 7))));
     json_array_append_new(orders, row);
   }
   json_int_t count = strtoll(PQgetvalue(rs->res[1], 0, 0), NULL, 10);

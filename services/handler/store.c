@@ -26,7 +26,8 @@ static const char SQL_INSERT[] =
 static const char SQL_WF_STATE[] =
     "UPDATE handler.orders SET wf_state = $2, "
     "state = CASE WHEN $2 IN ('closed', 'archived') AND state = 'open' THEN 'closed' ELSE state END, "
-    "closed_at = CASE WHEN $2 IN ('closed', 'archived') THEN coalesce(closed_at, now()) "
+    "closed_at = CASE WHEN $2 IN ('closed', 'archived') "
+    "THEN coalesce(closed_at, handler.ms_ts($3::bigint)) "
     "ELSE closed_at END WHERE order_no = $1 AND $2 <> ''";
 static const char SQL_HISTORY[] =
     "INSERT INTO handler.order_history (order_no, seq, action, actor, actor_unit, at, reason, "
@@ -211,8 +212,10 @@ void store_add_history(pg_tx *tx, Kesu__V1__HistoryEntry *const *hs, size_t n) {
 void store_add_wf_state(pg_tx *tx, const char *order_no, const char *wf_state) {
   if (!text_ok(order_no) || !text_ok(wf_state) || !*wf_state)
     return;
-  const char *v[2] = {order_no, wf_state};
-  pg_tx_add(tx, SQL_WF_STATE, 2, v, NULL, NULL);
+  char now[24];
+  snprintf(now, sizeof now, "%" PRId64, clock_now_ms());
+  const char *v[3] = {order_no, wf_state, now};
+  pg_tx_add(tx, SQL_WF_STATE, 3, v, NULL, NULL);
 }
 
 static void on_updated(const pg_result_set *rs, void *arg) {

@@ -259,6 +259,8 @@ static void on_saved(const pg_result_set *rs, void *arg) {
   bool closed = q->after.state == WF_CLOSED && q->before.state != WF_CLOSED;
   if (closed)
     metric_add(m_closed, 1);
+  if (q->after.state == WF_CLOSED || q->after.state == WF_ARCHIVED)
+    dispatcher_forget(q->r->dispatcher, q->order_no); /* nothing left to dispatch */
   log_info("actions: %s %s on %s by %s (%s): %s → %s, holder %s", q->action_id, q->action,
            q->order_no, q->actor, q->actor_unit, wf_state_name(q->before.state),
            wf_state_name(q->after.state), q->after.holder_unit);
@@ -533,6 +535,19 @@ static void on_looked_up(const pg_result_set *rs, void *arg) {
     snprintf(msg, sizeof msg, "工单已由「%s」办理，本单位不能操作 (the order is held by %s)",
              holder_s, holder_s);
     refuse(q, "forbidden", msg, NULL, state_s, holder_s);
+    return;
+  }
+  const char *in_flight_to = dispatcher_handler_of(q->r->dispatcher, q->order_no);
+  if (q->handler_id && strcmp(PQgetvalue(o, 0, 21), q->handler_id) != 0 &&
+      !(strcmp(PQgetvalue(o, 0, 2), "created") == 0 && in_flight_to &&
+        strcmp(in_flight_to, q->handler_id) == 0)) {
+    /* From a handler: only the one the order was (last) dispatched to and
+     * acknowledged by may act on it — another office serving the same unit
+     * has no copy that counts. */
+    log_warn("actions: %s on %s from %s refused: the order is with handler %s", q->action,
+             q->order_no, q->handler_id, *PQgetvalue(o, 0, 21) ? PQgetvalue(o, 0, 21) : "(none)");
+    refuse(q, "forbidden", "工单不在本处理端 (the order is not held by this handler)", NULL,
+           state_s, holder_s);
     return;
   }
   int a = wf_action_from_name(q->action);

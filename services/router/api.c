@@ -15,7 +15,10 @@ static const char SQL_ORDER[] =
     "SELECT order_no, unit_id, region, state, handler_id, tier, kind, stream, channel, "
     "business_type, router.ts_ms(accepted_at), router.ts_ms(promised_by), "
     "router.ts_ms(created_at), router.ts_ms(closed_at), answer, wf_state, holder_unit, "
-    "dispatcher_unit FROM router.work_orders WHERE order_no = $1";
+    "dispatcher_unit, priority, repeat_of, repeat_count, "
+    "(SELECT coalesce(json_agg(x.order_no ORDER BY x.created_at, x.order_no), '[]')::text "
+    " FROM router.work_orders x WHERE x.repeat_of = w.order_no) "
+    "FROM router.work_orders w WHERE order_no = $1";
 static const char SQL_DISPATCHES[] =
     "SELECT dispatch_id, handler_id, router.ts_ms(created_at), router.ts_ms(acked_at) "
     "FROM router.dispatches WHERE order_no = $1 ORDER BY created_at, dispatch_id";
@@ -73,6 +76,14 @@ static void on_order(const pg_result_set *rs, void *arg) {
   json_object_set_new(body, "wf_state", json_text(o, 0, 15));
   json_object_set_new(body, "holder_unit", json_text(o, 0, 16));
   json_object_set_new(body, "dispatcher_unit", json_text(o, 0, 17));
+  json_object_set_new(body, "priority", json_integer(atoi(PQgetvalue(o, 0, 18))));
+  /* R-02: a repeat contact names the open order it was linked to; that order
+   * counts and lists its repeats */
+  json_object_set_new(body, "repeat_of", json_text(o, 0, 19));
+  json_object_set_new(body, "repeat", json_boolean(!PQgetisnull(o, 0, 19)));
+  json_object_set_new(body, "repeat_count", json_integer(atoi(PQgetvalue(o, 0, 20))));
+  json_t *repeats = json_loads(PQgetvalue(o, 0, 21), 0, NULL);
+  json_object_set_new(body, "repeats", repeats ? repeats : json_array());
   PGresult *d = rs->res[1];
   json_t *dispatches = json_array();
   for (int i = 0; i < PQntuples(d); i++)

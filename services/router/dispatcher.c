@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <zmq.h>
 
@@ -30,7 +31,8 @@ enum {
   DEFAULT_CREDIT = 1000,
 };
 
-enum { ORDER_WAITING, ORDER_IN_FLIGHT, ORDER_ACKING };
+/* ORDER_RECORDING: a new dispatch whose row is being written; sent once committed. */
+enum { ORDER_WAITING, ORDER_RECORDING, ORDER_IN_FLIGHT, ORDER_ACKING };
 enum { SEND_OK = 0, SEND_GONE = -1, SEND_FULL = -2, SEND_BAD = -3 };
 
 typedef struct work_order work_order;
@@ -46,10 +48,13 @@ struct work_order {
   unsigned char *extra; /* packed kesu.v1.WorkOrder: wf_state, history; NULL if none */
   size_t extra_len;
   int64_t due_at;
+  int priority; /* order_priority(): a unit's queue is by priority, then due time */
   int state;
   char dispatch_id[37]; /* the current (or last) dispatch; "" before the first */
   char *handler_id;     /* handler of dispatch_id; NULL before the first */
-  bool recorded;        /* dispatch_id's row is in the journal */
+  bool recorded;        /* dispatch_id's row is committed */
+  bool reloaded;        /* held for its handler after a restart, not yet (re)sent: not in
+                           the handler's inflight count */
   int64_t sent_ms;      /* monotonic, last send of dispatch_id */
   order_list *list;     /* the unit queue or in-flight list it is on; NULL while acking */
   char *redo_unit;      /* acking, and moved to this unit meanwhile: dispatch again */
@@ -80,6 +85,8 @@ struct dispatcher {
   strmap *orders;       /* order_no -> work_order, every order held */
   strmap *queues;       /* unit_id -> order_list of waiting orders */
   order_list in_flight; /* in send order: the oldest send first */
+  order_list recording; /* new dispatches whose rows are being written */
+  int64_t record_retry_ms; /* a failed write of dispatch rows: pump again then */
   size_t acking;
   struct event *ev_pump, *ev_flush, *ev_tick;
   journal_entry *jhead, *jtail; /* not yet written */
@@ -159,6 +166,41 @@ static void list_remove(work_order *o) {
   o->prev = o->next = NULL;
 }
 
+int order_priority(const Kesu__V1__Complaint *c) {
+  static const char *const vip[] = {"vip", "diamond", "gold", "silver", "3g", NULL};
+  int p = c->tier == KESU__V1__TIER__NATIONAL     ? 3
+          : c->tier == KESU__V1__TIER__PROVINCIAL ? 2
+                                                  : 1;
+  const char *level = c->customer && c->customer->level ? c->customer->level : "";
+  for (int i = 0; vip[i]; i++)
+    if (strcasecmp(level, vip[i]) == 0)
+      return p + 10;
+  return p;
+}
+
+/* Into its place in a unit's queue: after every order of higher priority, or
+ * of the same priority due no later (new orders mostly go last: look from the
+ * tail). */
+static void queue_insert(order_list *l, work_order *o) {
+  work_order *after = l->tail;
+  while (after && (after->priority < o->priority ||
+                   (after->priority == o->priority && after->due_at > o->due_at)))
+    after = after->prev;
+  if (!after) {
+    list_push_front(l, o);
+    return;
+  }
+  o->list = l;
+  o->prev = after;
+  o->next = after->next;
+  if (after->next)
+    after->next->prev = o;
+  else
+    l->tail = o;
+  after->next = o;
+  l->n++;
+}
+
 static order_list *queue_for(dispatcher *self, const char *unit_id) {
   order_list *q = strmap_get(self->queues, unit_id);
   if (!q) {
@@ -184,6 +226,11 @@ static void order_drop(dispatcher *self, work_order *o) {
   list_remove(o);
   if (o->state == ORDER_ACKING)
     self->acking--;
+  if (o->state == ORDER_IN_FLIGHT || o->state == ORDER_RECORDING) {
+    handler_link *h = o->handler_id ? handler_set_find(self->handlers, o->handler_id) : NULL;
+    if (h && h->inflight > 0 && !o->reloaded)
+      h->inflight--;
+  }
   strmap_remove(self->orders, o->order_no);
   order_free(o);
 }
@@ -217,15 +264,6 @@ static void journal_entry_free(journal_entry *e) {
   free(e->handler_id);
   free(e->envelope);
   free(e);
-}
-
-static void journal_sent(dispatcher *self, const work_order *o) {
-  journal_entry *e = calloc(1, sizeof *e);
-  memcpy(e->dispatch_id, o->dispatch_id, sizeof e->dispatch_id);
-  e->order_no = strdup(o->order_no);
-  e->handler_id = strdup(o->handler_id);
-  e->now_ms = clock_now_ms();
-  journal_push(self, e);
 }
 
 static void journal_add_statement(pg_tx *tx, const journal_entry *e) {
@@ -268,7 +306,7 @@ static void journal_done(dispatcher *self, journal_entry *e, PGresult *r) {
       free(o->handler_id);
       o->handler_id = NULL;
       o->state = ORDER_WAITING;
-      list_push_back(queue_for(self, o->unit_id), o);
+      queue_insert(queue_for(self, o->unit_id), o);
       schedule_pump(self);
       return;
     }
@@ -465,6 +503,16 @@ static bool pump_unit(const char *unit_id, void *value, void *arg) {
       o->handler_id = strdup(h->id);
       o->recorded = false;
     }
+    o->reloaded = false;
+    if (!o->recorded) {
+      /* Its row first (this pass's rows in one transaction), then the send:
+       * a restart finds every dispatch that may have reached a handler. */
+      o->state = ORDER_RECORDING;
+      o->sent_ms = 0; /* not yet in a record batch */
+      list_push_back(&self->recording, o);
+      h->inflight++; /* its credit is taken */
+      continue;
+    }
     int rc = send_dispatch(self, o, h);
     if (rc == SEND_OK) {
       o->state = ORDER_IN_FLIGHT;
@@ -472,13 +520,7 @@ static bool pump_unit(const char *unit_id, void *value, void *arg) {
       list_push_back(&self->in_flight, o);
       h->inflight++;
       h->dispatched++;
-      if (!o->recorded) {
-        journal_sent(self, o);
-        o->recorded = true;
-        metric_add(m_sent, 1);
-      } else {
-        metric_add(m_resent, 1);
-      }
+      metric_add(m_resent, 1);
       continue;
     }
     if (rc == SEND_BAD) {
@@ -494,11 +536,116 @@ static bool pump_unit(const char *unit_id, void *value, void *arg) {
   return false;
 }
 
+/* --- dispatch rows before the send --------------------------------------- */
+
+typedef struct {
+  dispatcher *self;
+  size_t n;
+  char (*ids)[37];
+  char **order_nos;
+} record_batch;
+
+static void record_batch_free(record_batch *b) {
+  for (size_t i = 0; i < b->n; i++)
+    free(b->order_nos[i]);
+  free(b->order_nos);
+  free(b->ids);
+  free(b);
+}
+
+/* The rows of a record batch are in (ok) or not: send, or back to the queue. */
+static void on_recorded(const pg_result_set *rs, void *arg) {
+  record_batch *b = arg;
+  dispatcher *self = b->self;
+  int64_t now = mono_ms();
+  bool requeued = false;
+  if (!rs->ok) {
+    log_warn("dispatcher: %zu dispatch rows not written (%s); the orders wait", b->n, rs->error);
+    self->record_retry_ms = now + RETRY_MS;
+  }
+  for (size_t i = 0; i < b->n; i++) {
+    work_order *o = strmap_get(self->orders, b->order_nos[i]);
+    if (!o || o->state != ORDER_RECORDING || strcmp(o->dispatch_id, b->ids[i]) != 0)
+      continue; /* moved, closed or dispatched anew meanwhile */
+    handler_link *h = handler_set_find(self->handlers, o->handler_id);
+    if (!rs->ok) {
+      if (h && h->inflight > 0)
+        h->inflight--;
+      order_requeue(self, o); /* same handler next time: same id, row written again */
+      continue;
+    }
+    o->recorded = true;
+    int rc = h && !h->dead && handler_link_serves(h, o->unit_id) ? send_dispatch(self, o, h)
+                                                                   : SEND_GONE;
+    if (rc == SEND_OK || rc == SEND_FULL) {
+      /* full: the resend timer sends it again */
+      list_remove(o);
+      o->state = ORDER_IN_FLIGHT;
+      o->sent_ms = now;
+      list_push_back(&self->in_flight, o);
+      h->dispatched++;
+      metric_add(m_sent, 1);
+      continue;
+    }
+    if (rc == SEND_BAD) {
+      order_drop(self, o);
+      continue;
+    }
+    if (h) {
+      h->dead = true;
+      if (h->inflight > 0)
+        h->inflight--;
+    }
+    order_requeue(self, o);
+    requeued = true;
+  }
+  record_batch_free(b);
+  zwatch_kick(self->watch);
+  if (requeued)
+    self->record_retry_ms = now + RETRY_MS;
+}
+
+static void record_pass(dispatcher *self) {
+  if (!self->recording.head)
+    return;
+  record_batch *b = calloc(1, sizeof *b);
+  b->self = self;
+  size_t cap = self->recording.n;
+  /* orders stay on the recording list until their batch answers; only new
+   * ones (not yet in a batch: sent_ms == 0) go into this one */
+  b->ids = calloc(cap ? cap : 1, sizeof *b->ids);
+  b->order_nos = calloc(cap ? cap : 1, sizeof *b->order_nos);
+  pg_tx *tx = pg_tx_new();
+  char ms[24];
+  snprintf(ms, sizeof ms, "%" PRId64, clock_now_ms());
+  for (work_order *o = self->recording.head; o; o = o->next) {
+    if (o->sent_ms == 0 && b->n < cap) {
+      const char *v[4] = {o->dispatch_id, o->order_no, o->handler_id, ms};
+      pg_tx_add(tx,
+                "INSERT INTO router.dispatches (dispatch_id, order_no, handler_id, created_at, "
+                "sent_at) VALUES ($1::uuid, $2, $3, router.ms_ts($4::bigint), "
+                "router.ms_ts($4::bigint)) ON CONFLICT (dispatch_id) DO NOTHING",
+                4, v, NULL, NULL);
+      memcpy(b->ids[b->n], o->dispatch_id, 37);
+      b->order_nos[b->n] = strdup(o->order_no);
+      b->n++;
+      o->sent_ms = -1; /* in a batch */
+    }
+  }
+  if (b->n == 0) {
+    pg_tx_destroy(&tx);
+    record_batch_free(b);
+    return;
+  }
+  pg_conn_submit(self->pg, tx, on_recorded, b);
+}
+
 static void pump(dispatcher *self) {
   if (handler_set_count(self->handlers) == 0)
     return;
   pump_ctx pc = {self, mono_ms(), false};
   strmap_each(self->queues, pump_unit, &pc);
+  record_pass(self);
   zwatch_kick(self->watch);
   if (pc.dead_found) {
     handler_set_expire(self->handlers, pc.now, HANDLER_TIMEOUT_MS, on_handler_gone, self);
@@ -555,11 +702,17 @@ static void on_ack(dispatcher *self, handler_link *from, const char *handler_id,
       strcmp(o->dispatch_id, a->dispatch_id) != 0)
     o = NULL;
   if (o && o->state != ORDER_ACKING) {
-    if (o->state == ORDER_IN_FLIGHT) {
+    if (o->state == ORDER_RECORDING)
+    {
+      journal_push(self, e); /* cannot be: its dispatch is not sent yet */
+      return;
+    }
+    if (o->state == ORDER_IN_FLIGHT && !o->reloaded) {
       handler_link *h = handler_set_find(self->handlers, o->handler_id);
       if (h && h->inflight > 0)
         h->inflight--;
     }
+    o->reloaded = false;
     list_remove(o);
     o->state = ORDER_ACKING;
     self->acking++;
@@ -591,6 +744,26 @@ static void on_hello(dispatcher *self, const char *handler_id, const Kesu__V1__H
   if (!known) {
     log_info("dispatcher: handler %s connected (%zu units%s, credit %u)", handler_id, h->nunits,
              h->all_units ? ", all" : "", h->credit);
+    /* orders it held before a restart of ours: the same dispatch again now */
+    size_t again = 0;
+    work_order *last = self->in_flight.tail;
+    for (work_order *o = self->in_flight.head, *next; o; o = next) {
+      next = o == last ? NULL : o->next;
+      if (!o->reloaded || strcmp(o->handler_id, h->id) != 0 ||
+          !handler_link_serves(h, o->unit_id))
+        continue;
+      if (send_dispatch(self, o, h) != SEND_OK)
+        break;
+      o->reloaded = false;
+      h->inflight++;
+      o->sent_ms = now;
+      list_remove(o);
+      list_push_back(&self->in_flight, o);
+      again++;
+    }
+    if (again)
+      log_info("dispatcher: %zu orders sent again to %s under their earlier dispatch ids", again,
+               handler_id);
   }
   schedule_pump(self);
 }
@@ -672,20 +845,26 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
       if (rc == SEND_OK || rc == SEND_FULL) {
         if (rc == SEND_OK)
           metric_add(m_resent, 1);
+        if (o->reloaded) {
+          o->reloaded = false;
+          h->inflight++;
+        }
         o->sent_ms = now;
         list_push_back(&self->in_flight, o);
         continue;
       }
       if (rc == SEND_BAD) {
-        if (h->inflight > 0)
-          h->inflight--;
         order_drop(self, o);
         continue;
       }
       h->dead = true;
     }
-    if (h && h->inflight > 0)
+    if (h && h->inflight > 0 && !o->reloaded)
       h->inflight--;
+    if (o->reloaded)
+      log_info("dispatcher: order %s: its handler %s did not come back; dispatched anew",
+               o->order_no, o->handler_id);
+    o->reloaded = false;
     order_requeue(self, o);
     requeued = true;
   }
@@ -699,6 +878,10 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
   if (requeued)
     schedule_pump(self);
   journal_flush(self); /* a retry after a lost connection */
+  if (self->record_retry_ms && now >= self->record_retry_ms) {
+    self->record_retry_ms = 0;
+    schedule_pump(self);
+  }
   count_ctx cc = {0};
   strmap_each(self->queues, count_waiting, &cc);
   metric_set(m_waiting, (int64_t)cc.waiting);
@@ -822,18 +1005,19 @@ void dispatcher_enqueue_extra(dispatcher *self, const char *order_no, const char
       held->redo_unit = strdup(unit);
       return;
     }
-    if (held->state == ORDER_IN_FLIGHT) {
+    if ((held->state == ORDER_IN_FLIGHT || held->state == ORDER_RECORDING) && !held->reloaded) {
       handler_link *h = handler_set_find(self->handlers, held->handler_id);
       if (h && h->inflight > 0)
         h->inflight--;
     }
+    held->reloaded = false;
     list_remove(held);
     free(held->unit_id);
     held->unit_id = strdup(unit);
     free(held->handler_id);
     held->handler_id = NULL; /* a new dispatch id */
     held->state = ORDER_WAITING;
-    list_push_back(queue_for(self, held->unit_id), held);
+    queue_insert(queue_for(self, held->unit_id), held);
     schedule_pump(self);
     return;
   }
@@ -850,10 +1034,68 @@ void dispatcher_enqueue_extra(dispatcher *self, const char *order_no, const char
     o->extra_len = extra_len;
   }
   o->due_at = due_at;
+  Kesu__V1__Complaint *c = kesu__v1__complaint__unpack(NULL, complaint_len, complaint);
+  if (c) {
+    o->priority = order_priority(c);
+    kesu__v1__complaint__free_unpacked(c, NULL);
+  }
   o->state = ORDER_WAITING;
   strmap_put(self->orders, o->order_no, o);
-  list_push_back(queue_for(self, o->unit_id), o);
+  queue_insert(queue_for(self, o->unit_id), o);
   schedule_pump(self);
+}
+
+void dispatcher_enqueue_held(dispatcher *self, const char *order_no, const char *unit_id,
+                             const char *region, const unsigned char *complaint,
+                             size_t complaint_len, int64_t due_at, const char *dispatch_id,
+                             const char *handler_id) {
+  if (!is_uuid(dispatch_id) || !text_ok(handler_id) || strmap_get(self->orders, order_no)) {
+    dispatcher_enqueue(self, order_no, unit_id, region, complaint, complaint_len, due_at);
+    return;
+  }
+  dispatcher_enqueue(self, order_no, unit_id, region, complaint, complaint_len, due_at);
+  work_order *o = strmap_get(self->orders, order_no);
+  if (!o || o->state != ORDER_WAITING)
+    return;
+  list_remove(o);
+  snprintf(o->dispatch_id, sizeof o->dispatch_id, "%s", dispatch_id);
+  free(o->handler_id);
+  o->handler_id = strdup(handler_id);
+  o->recorded = true;
+  o->state = ORDER_IN_FLIGHT;
+  handler_link *h = handler_set_find(self->handlers, handler_id);
+  if (h && !h->dead && handler_link_serves(h, o->unit_id) &&
+      send_dispatch(self, o, h) == SEND_OK) {
+    /* its handler is here already: the same dispatch again at once */
+    h->inflight++;
+    o->sent_ms = mono_ms();
+    list_push_back(&self->in_flight, o);
+    return;
+  }
+  o->reloaded = true;
+  /* first looked at by the resend timer after the handler timeout (or sent
+   * as soon as the handler says Hello) */
+  o->sent_ms = mono_ms() + HANDLER_TIMEOUT_MS - ACK_TIMEOUT_MS;
+  list_push_back(&self->in_flight, o);
+}
+
+void dispatcher_forget(dispatcher *self, const char *order_no) {
+  work_order *o = strmap_get(self->orders, order_no);
+  if (!o)
+    return;
+  if (o->state == ORDER_ACKING) {
+    free(o->redo_unit); /* dropped once its ack is written */
+    o->redo_unit = NULL;
+    return;
+  }
+  order_drop(self, o);
+}
+
+const char *dispatcher_handler_of(dispatcher *self, const char *order_no) {
+  work_order *o = strmap_get(self->orders, order_no);
+  if (!o || (o->state != ORDER_IN_FLIGHT && o->state != ORDER_ACKING) || o->reloaded)
+    return NULL;
+  return o->handler_id;
 }
 
 int dispatcher_reply(dispatcher *self, const char *handler_id, const Kesu__V1__ActionResult *res) {

@@ -28,6 +28,11 @@ typedef struct dispatcher dispatcher;
 typedef void (*dispatcher_action_fn)(const char *handler_id, const Kesu__V1__Action *action,
                                      void *arg);
 
+/* R-15 priority until intake takes one: VIP/3G customers (level vip, diamond,
+ * gold, silver, 3g) 10 + tier (national 3, provincial 2, general 1). Higher
+ * goes first; the handler's queue uses the same rule. */
+int order_priority(const Kesu__V1__Complaint *c);
+
 /* NULL if the endpoint cannot be bound. */
 dispatcher *dispatcher_new(struct event_base *base, pg_conn *pg, const char *endpoint,
                            dispatcher_action_fn on_action, void *arg);
@@ -37,6 +42,19 @@ void dispatcher_destroy(dispatcher **self);
 void dispatcher_enqueue(dispatcher *self, const char *order_no, const char *unit_id,
                         const char *region, const unsigned char *complaint, size_t complaint_len,
                         int64_t due_at);
+/* dispatcher_enqueue of an order reloaded at start-up whose latest dispatch
+ * (dispatch_id to handler_id) was never acknowledged: it stays with that
+ * handler, same dispatch_id, for the handler timeout (sent again as soon as
+ * the handler says Hello) before it goes to another. */
+void dispatcher_enqueue_held(dispatcher *self, const char *order_no, const char *unit_id,
+                             const char *region, const unsigned char *complaint,
+                             size_t complaint_len, int64_t due_at, const char *dispatch_id,
+                             const char *handler_id);
+/* The order was closed: it leaves the dispatcher. */
+void dispatcher_forget(dispatcher *self, const char *order_no);
+/* The handler the order's current dispatch went to if it is in flight or
+ * being acknowledged, else NULL. */
+const char *dispatcher_handler_of(dispatcher *self, const char *order_no);
 /* Sends an ActionResult to handler_id; 0 or -1 (link gone: the handler resends). */
 int dispatcher_reply(dispatcher *self, const char *handler_id, const Kesu__V1__ActionResult *res);
 /* Tells handler_id the order is no longer its (now held by holder_unit). Best effort. */

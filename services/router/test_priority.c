@@ -1,0 +1,42 @@
+/* Unit tests: the R-15 priority rule the dispatcher queues by (VIP first, then
+ * national > provincial > general). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "dispatcher.h"
+
+static int prio(Kesu__V1__Tier tier, const char *level) {
+  Kesu__V1__Customer cu = KESU__V1__CUSTOMER__INIT;
+  cu.level = (char *)level;
+  Kesu__V1__Complaint c = KESU__V1__COMPLAINT__INIT;
+  c.tier = tier;
+  c.customer = level ? &cu : NULL;
+  return order_priority(&c);
+}
+
+static void test_tier_order(void **state) {
+  (void)state;
+  assert_true(prio(KESU__V1__TIER__NATIONAL, "") > prio(KESU__V1__TIER__PROVINCIAL, ""));
+  assert_true(prio(KESU__V1__TIER__PROVINCIAL, "") > prio(KESU__V1__TIER__GENERAL, ""));
+  assert_int_equal(prio(KESU__V1__TIER__GENERAL, NULL), prio(KESU__V1__TIER__GENERAL, ""));
+}
+
+static void test_vip_first(void **state) {
+  (void)state;
+  assert_true(prio(KESU__V1__TIER__GENERAL, "VIP") > prio(KESU__V1__TIER__NATIONAL, ""));
+  assert_int_equal(prio(KESU__V1__TIER__GENERAL, "vip"), prio(KESU__V1__TIER__GENERAL, "3G"));
+  assert_true(prio(KESU__V1__TIER__NATIONAL, "diamond") > prio(KESU__V1__TIER__GENERAL, "gold"));
+  assert_int_equal(prio(KESU__V1__TIER__GENERAL, "ordinary"), prio(KESU__V1__TIER__GENERAL, ""));
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_tier_order),
+      cmocka_unit_test(test_vip_first),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
