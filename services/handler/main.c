@@ -12,6 +12,7 @@
 #include "office.h"
 #include "service.h"
 #include "store.h"
+#include "web.h"
 #include "zloop.h"
 
 enum { MAX_UNITS = 256 };
@@ -90,6 +91,7 @@ int main(void) {
   order_store_set_link(o.store, o.link);
   pending_actions_set_link(o.actions, o.link);
   api_routes(&o);
+  web_routes(o.http);
 
   int rc = service_run(o.base);
 
