@@ -8,6 +8,7 @@
  */
 #include <event2/event.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "consumer.h"
 #include "envelope.h"
 #include "http.h"
+#include "kpi.h"
 #include "web.h"
 #include "log.h"
 #include "metrics.h"
@@ -54,91 +56,135 @@ static void region_prefix(const char *code, char *out, size_t len) {
 
 static const char *nz(const char *s) { return s && *s ? s : NULL; }
 
+enum {
+  F_ORDER, F_REGION, F_CHANNEL, F_BTYPE, F_TIER, F_RECEIVED, F_UNIT, F_DISPATCHED, F_CLOSED,
+  F_WARNED, F_BREACHED, F_KIND, F_STREAM, F_LEVEL, F_PROMISED, F_FIRST_UNIT, F_MOVES, F_MISROUTES,
+  F_BREACH_DUE, F_STEP_AT, NF
+};
+
+#define TS(n) "to_timestamp($" #n "::bigint / 1000.0)"
+static const char *const SQL_UPSERT =
+    "INSERT INTO analytics.orders AS o (order_no, region, channel, business_type, tier,"
+    " received_at, unit_id, dispatched_at, closed_at, warned_at, breached_at, kind, stream,"
+    " customer_level, promised_by, first_unit, moves, misroutes, breach_due, steps, last_step_at)"
+    " VALUES ($1, $2, $3, $4, $5, " TS(6) ", $7, " TS(8) ", " TS(9) ", " TS(10) ", " TS(11) ","
+    " $12, $13, $14, " TS(15) ", $16, coalesce($17::int, 0), coalesce($18::int, 0), " TS(19) ","
+    " CASE WHEN $20::bigint IS NULL THEN 0 ELSE 1 END, " TS(20) ")"
+    " ON CONFLICT (order_no) DO UPDATE SET"
+    " region = COALESCE(o.region, EXCLUDED.region),"
+    " channel = COALESCE(o.channel, EXCLUDED.channel),"
+    " business_type = COALESCE(o.business_type, EXCLUDED.business_type),"
+    " tier = COALESCE(o.tier, EXCLUDED.tier),"
+    " received_at = COALESCE(o.received_at, EXCLUDED.received_at),"
+    " unit_id = COALESCE(EXCLUDED.unit_id, o.unit_id),"
+    " dispatched_at = COALESCE(o.dispatched_at, EXCLUDED.dispatched_at),"
+    " closed_at = COALESCE(o.closed_at, EXCLUDED.closed_at),"
+    " warned_at = COALESCE(o.warned_at, EXCLUDED.warned_at),"
+    " breached_at = COALESCE(o.breached_at, EXCLUDED.breached_at),"
+    " kind = COALESCE(o.kind, EXCLUDED.kind),"
+    " stream = COALESCE(o.stream, EXCLUDED.stream),"
+    " customer_level = COALESCE(o.customer_level, EXCLUDED.customer_level),"
+    " promised_by = COALESCE(o.promised_by, EXCLUDED.promised_by),"
+    " first_unit = COALESCE(o.first_unit, EXCLUDED.first_unit),"
+    " moves = o.moves + EXCLUDED.moves,"
+    " misroutes = o.misroutes + EXCLUDED.misroutes,"
+    " breach_due = GREATEST(o.breach_due, EXCLUDED.breach_due),"
+    " steps = o.steps + EXCLUDED.steps,"
+    " last_step_at = GREATEST(o.last_step_at, EXCLUDED.last_step_at)";
+#undef TS
+
 static void on_apply(pg_tx *tx, const Kesu__V1__Envelope *env, void *arg) {
   (void)arg;
-  /* order_no, region, channel, business_type, tier, received, unit_id,
-   * dispatched, closed, warned, breached (times as Unix ms; NULL = unknown). */
-  const char *v[11] = {0};
-  char ms[24];
-  int tcol = -1; /* which time column gets ms */
-  int64_t t = 0;
-  v[0] = nz(env->order_no);
-  v[1] = nz(env->region);
+  /* Times as Unix ms text; NULL = unknown. Counters as int text. */
+  const char *v[NF] = {0};
+  char tbuf[NF][24];
+#define SETMS(col, t)                                                                              \
+  do {                                                                                             \
+    if (t) {                                                                                       \
+      snprintf(tbuf[col], sizeof tbuf[col], "%" PRId64, (int64_t)(t));                             \
+      v[col] = tbuf[col];                                                                          \
+    }                                                                                              \
+  } while (0)
+  v[F_ORDER] = nz(env->order_no);
+  v[F_REGION] = nz(env->region);
   switch (env->payload_case) {
   case KESU__V1__ENVELOPE__PAYLOAD_COMPLAINT_RECEIVED: {
     const Kesu__V1__Complaint *c = env->complaint_received->complaint;
     if (!c) return;
-    if (nz(c->order_no)) v[0] = c->order_no;
-    if (!v[1]) v[1] = nz(c->region);
-    v[2] = c->channel ? channel_name(c->channel) : NULL;
-    v[3] = nz(c->business_type);
-    v[4] = c->tier ? tier_name(c->tier) : NULL;
-    tcol = 5;
-    t = c->accepted_at ? c->accepted_at : env->occurred_at;
+    if (nz(c->order_no)) v[F_ORDER] = c->order_no;
+    if (!v[F_REGION]) v[F_REGION] = nz(c->region);
+    v[F_CHANNEL] = c->channel ? channel_name(c->channel) : NULL;
+    v[F_BTYPE] = nz(c->business_type);
+    v[F_TIER] = c->tier ? tier_name(c->tier) : NULL;
+    v[F_KIND] = c->kind ? kind_name(c->kind) : NULL;
+    v[F_STREAM] = c->stream ? stream_name(c->stream) : NULL;
+    v[F_LEVEL] = c->customer ? nz(c->customer->level) : NULL;
+    SETMS(F_RECEIVED, c->accepted_at ? c->accepted_at : env->occurred_at);
+    SETMS(F_PROMISED, c->promised_by);
     break;
   }
   case KESU__V1__ENVELOPE__PAYLOAD_WORK_ORDER_CREATED: {
     const Kesu__V1__WorkOrderCreated *c = env->work_order_created;
-    if (nz(c->order_no)) v[0] = c->order_no;
-    if (!v[1]) v[1] = nz(c->region);
-    v[2] = c->channel ? channel_name(c->channel) : NULL;
-    v[3] = nz(c->business_type);
-    v[4] = c->tier ? tier_name(c->tier) : NULL;
-    v[6] = nz(c->unit_id);
+    if (nz(c->order_no)) v[F_ORDER] = c->order_no;
+    if (!v[F_REGION]) v[F_REGION] = nz(c->region);
+    v[F_CHANNEL] = c->channel ? channel_name(c->channel) : NULL;
+    v[F_BTYPE] = nz(c->business_type);
+    v[F_TIER] = c->tier ? tier_name(c->tier) : NULL;
+    v[F_KIND] = c->kind ? kind_name(c->kind) : NULL;
+    v[F_STREAM] = c->stream ? stream_name(c->stream) : NULL;
+    v[F_LEVEL] = nz(c->customer_level);
+    v[F_UNIT] = nz(c->unit_id);
+    v[F_FIRST_UNIT] = nz(c->unit_id);
+    SETMS(F_RECEIVED, c->accepted_at);
+    SETMS(F_PROMISED, c->promised_by);
     break;
   }
   case KESU__V1__ENVELOPE__PAYLOAD_WORK_ORDER_DISPATCHED: {
     const Kesu__V1__WorkOrderDispatched *d = env->work_order_dispatched;
-    if (nz(d->order_no)) v[0] = d->order_no;
-    v[6] = nz(d->unit_id);
-    tcol = 7;
-    t = env->occurred_at;
+    if (nz(d->order_no)) v[F_ORDER] = d->order_no;
+    /* the handler link's unit (a feedback goes back to the centre's handler):
+     * the responsible unit comes from the router's steps instead */
+    SETMS(F_DISPATCHED, env->occurred_at);
+    break;
+  }
+  case KESU__V1__ENVELOPE__PAYLOAD_WORK_ORDER_STEP_CHANGED: {
+    const Kesu__V1__WorkOrderStepChanged *s = env->work_order_step_changed;
+    if (nz(s->order_no)) v[F_ORDER] = s->order_no;
+    const char *act = s->action ? s->action : "";
+    bool misroute = !strcmp(act, "return") || !strcmp(act, "transfer");
+    /* the first assignment (accepted → dispatched) is not a re-dispatch */
+    bool first = s->from_state && !strcmp(s->from_state, "accepted");
+    bool move = misroute || (!strcmp(act, "dispatch") && !first) || !strcmp(act, "escalate");
+    /* unit = the responsible (handling) unit: the one dispatched, transferred
+     * or escalated to — not the centre a feedback or a return goes back to */
+    if (!strcmp(act, "dispatch") || !strcmp(act, "transfer") || !strcmp(act, "escalate"))
+      v[F_UNIT] = nz(s->holder_unit);
+    if (move) v[F_MOVES] = "1";
+    if (misroute) v[F_MISROUTES] = "1";
+    SETMS(F_STEP_AT, s->at ? s->at : env->occurred_at);
     break;
   }
   case KESU__V1__ENVELOPE__PAYLOAD_WORK_ORDER_CLOSED: {
     const Kesu__V1__WorkOrderClosed *c = env->work_order_closed;
-    if (nz(c->order_no)) v[0] = c->order_no;
-    v[6] = nz(c->unit_id);
-    tcol = 8;
-    t = c->closed_at ? c->closed_at : env->occurred_at;
+    if (nz(c->order_no)) v[F_ORDER] = c->order_no;
+    SETMS(F_CLOSED, c->closed_at ? c->closed_at : env->occurred_at);
     break;
   }
   case KESU__V1__ENVELOPE__PAYLOAD_SLA_WARNING:
-    if (nz(env->sla_warning->order_no)) v[0] = env->sla_warning->order_no;
-    tcol = 9;
-    t = env->occurred_at;
+    if (nz(env->sla_warning->order_no)) v[F_ORDER] = env->sla_warning->order_no;
+    SETMS(F_WARNED, env->occurred_at);
     break;
   case KESU__V1__ENVELOPE__PAYLOAD_SLA_BREACHED:
-    if (nz(env->sla_breached->order_no)) v[0] = env->sla_breached->order_no;
-    tcol = 10;
-    t = env->occurred_at;
+    if (nz(env->sla_breached->order_no)) v[F_ORDER] = env->sla_breached->order_no;
+    SETMS(F_BREACHED, env->occurred_at);
+    SETMS(F_BREACH_DUE, env->sla_breached->due_at);
     break;
   default:
     return;
   }
-  if (!v[0]) return;
-  if (tcol >= 0) {
-    snprintf(ms, sizeof ms, "%" PRId64, t);
-    v[tcol] = ms;
-  }
-  pg_tx_add(tx,
-            "INSERT INTO analytics.orders AS o (order_no, region, channel, business_type, tier,"
-            " received_at, unit_id, dispatched_at, closed_at, warned_at, breached_at)"
-            " VALUES ($1, $2, $3, $4, $5, to_timestamp($6::bigint / 1000.0), $7,"
-            " to_timestamp($8::bigint / 1000.0), to_timestamp($9::bigint / 1000.0),"
-            " to_timestamp($10::bigint / 1000.0), to_timestamp($11::bigint / 1000.0))"
-            " ON CONFLICT (order_no) DO UPDATE SET"
-            " region = COALESCE(o.region, EXCLUDED.region),"
-            " channel = COALESCE(o.channel, EXCLUDED.channel),"
-            " business_type = COALESCE(o.business_type, EXCLUDED.business_type),"
-            " tier = COALESCE(o.tier, EXCLUDED.tier),"
-            " received_at = COALESCE(o.received_at, EXCLUDED.received_at),"
-            " unit_id = COALESCE(EXCLUDED.unit_id, o.unit_id),"
-            " dispatched_at = COALESCE(o.dispatched_at, EXCLUDED.dispatched_at),"
-            " closed_at = COALESCE(o.closed_at, EXCLUDED.closed_at),"
-            " warned_at = COALESCE(o.warned_at, EXCLUDED.warned_at),"
-            " breached_at = COALESCE(o.breached_at, EXCLUDED.breached_at)",
-            11, v, NULL, NULL);
+#undef SETMS
+  if (!v[F_ORDER]) return;
+  pg_tx_add(tx, SQL_UPSERT, NF, v, NULL, NULL);
 }
 
 /* --- live stream ------------------------------------------------------------ */
@@ -397,6 +443,7 @@ int main(void) {
   a.sse = sse_hub_new(base, (size_t)cfg_long("KESU_ANALYTICS_SSE_RING", RING_EVENTS));
   http_route(a.http, EVHTTP_REQ_GET, "/v1/kpi/summary", 0, h_summary, &a);
   http_route(a.http, EVHTTP_REQ_GET, "/v1/stream", 0, h_stream, &a);
+  kpi_routes(a.http, a.pg);
   web_routes(a.http);
   http_set_ready(a.http, is_ready, &a);
   http_set_metrics(a.http, metrics_cb, &a);

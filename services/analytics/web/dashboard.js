@@ -35,9 +35,51 @@
       .then(function (s) {
         FIELDS.forEach(function (f) { $(f).textContent = String(s[f]); });
         showError("");
+        refreshKpis();
       })
       .catch(function (e) { showError("读取计数失败：" + e.message); })
       .then(function () { refreshing = false; if (again) { again = false; refresh(); } });
+  }
+
+  /* KPI tiles: this month (server clock) from GET /v1/kpi/{name}, with the
+   * SPEC reference value where there is one and the previous month (环比). */
+  var KPIS = ["on_time_closure_rate", "first_contact_closure_rate", "valid_flow_rate",
+    "promised_completion_rate", "order_timeliness_rate", "escalated_resolution_rate",
+    "avg_handling_time", "avg_delay"];
+  function fmt(k, v) {
+    if (v === null || v === undefined) return "–";
+    if (k.unit === "seconds") return (v / 3600).toFixed(1) + " 小时";
+    return (v * 100).toFixed(1) + "%";
+  }
+  function tileFor(name) {
+    var id = "kpi-" + name, tile = $(id);
+    if (!tile) {
+      tile = document.createElement("div"); tile.className = "tile"; tile.id = id;
+      var l = document.createElement("div"); l.className = "label"; l.textContent = name;
+      var v = document.createElement("div"); v.className = "value"; v.textContent = "–";
+      var r = document.createElement("div"); r.className = "ref";
+      tile.append(l, v, r);
+      $("kpis").appendChild(tile);
+    }
+    return tile;
+  }
+  function refreshKpis() {
+    KPIS.forEach(tileFor);
+    var q = "?period=month" + (region ? "&region=" + encodeURIComponent(region) : "");
+    KPIS.forEach(function (name) {
+      api("/v1/kpi/" + name + q).then(function (k) {
+        var row = k.rows[0] || {};
+        var tile = tileFor(name), l = tile.querySelector(".label");
+        l.textContent = k.title;
+        l.title = k.formula;
+        tile.querySelector(".value").textContent = fmt(k, row.value);
+        var ref = k.reference !== null ? "参考值 " + fmt(k, k.reference) + " · " : "";
+        tile.querySelector(".ref").textContent = ref + "上月 " + fmt(k, (row.previous || {}).value) +
+          " · " + (row.numerator !== undefined ? row.numerator : 0) + "/" + (row.denominator || 0);
+        tile.classList.toggle("below", k.reference !== null && row.value !== null &&
+          row.value < k.reference);
+      }).catch(function (e) { showError("读取指标失败：" + e.message); });
+    });
   }
 
   /* Trend: events per minute and type since the page opened. */

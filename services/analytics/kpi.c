@@ -1,0 +1,451 @@
+/* kpi — SPEC §8 KPIs (R-42 … R-45) from analytics.daily.
+ *
+ * Every KPI is numerator ÷ denominator of rollup counters over the days of a
+ * period (local acceptance day), grouped by any of the dimensions, with the
+ * previous period (环比) and the same period last year (同比) in the same
+ * answer. KPIs the events cannot support yet are listed with the reason and
+ * answer 409 — never a made-up number.
+ */
+#include "kpi.h"
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "clock.h"
+
+enum {
+  C_ORDERS, C_CLOSED, C_IN_LIMIT, C_FIRST, C_TRANSFERRED, C_VALID, C_DELAYED, C_DELAY_MS,
+  C_HANDLING_MS, C_PROMISED_OK, NC
+};
+static const char *const counter_cols[NC] = {
+    "orders", "closed", "closed_in_limit", "first_contact", "transferred",
+    "valid_flow", "delayed", "delay_ms", "handling_ms", "promised_ok"};
+
+typedef struct {
+  const char *name, *title, *formula;
+  double reference; /* < 0: SPEC gives none */
+  const char *unit; /* "ratio" or "seconds" */
+  int num, den;     /* counters; num < 0: not yet computable */
+  const char *stream; /* forced stream filter, or NULL */
+  const char *missing;
+} kpi_def;
+
+static const kpi_def kpis[] = {
+    {"complaint_rate", "客户投诉率",
+     "complaints about a business ÷ customers using that business", -1, "ratio", -1, -1, NULL,
+     "customer counts per business are not loaded yet"},
+    {"on_time_closure_rate", "投诉按时办结率",
+     "orders closed within the stipulated time (no SLA step breached) ÷ complaint orders", -1,
+     "ratio", C_IN_LIMIT, C_ORDERS, NULL, NULL},
+    {"first_contact_closure_rate", "投诉问题一次性办结率",
+     "orders closed within the limit without any dispatch after the first assignment ÷ complaint"
+     " orders",
+     -1, "ratio", C_FIRST, C_ORDERS, NULL, NULL},
+    {"transfer_closure_rate", "转相关部门办结率",
+     "orders closed within the limit after a dispatch, transfer, return or escalation ÷ complaint"
+     " orders (complement of first_contact_closure_rate within on-time closures)",
+     -1, "ratio", C_TRANSFERRED, C_ORDERS, NULL, NULL},
+    {"satisfaction_rate", "投诉客户满意度", "satisfied customers ÷ customers surveyed", -1, "ratio",
+     -1, -1, NULL, "the callback satisfaction is not carried by any event yet"},
+    {"timely_flow_rate", "工单流转及时率",
+     "orders that completed their flow within limits (closed, no SLA step breached) ÷ orders", -1,
+     "ratio", C_IN_LIMIT, C_ORDERS, NULL, NULL},
+    {"valid_flow_rate", "工单流转有效率",
+     "orders routed accurately within limits (no return, no transfer, no SLA step breached) ÷"
+     " orders",
+     -1, "ratio", C_VALID, C_ORDERS, NULL, NULL},
+    {"avg_delay", "工单平均延误周期",
+     "Σ(closed_at − missed deadline) over delayed orders only ÷ delayed orders (seconds; the"
+     " deadline is the latest breached step due)",
+     -1, "seconds", C_DELAY_MS, C_DELAYED, NULL, NULL},
+    {"avg_handling_time", "平均投诉处理时长",
+     "Σ(结案时间 − 受理时间) ÷ complaints closed, accepted in the period (seconds)", -1, "seconds",
+     C_HANDLING_MS, C_CLOSED, NULL, NULL},
+    {"promised_completion_rate", "投诉处理完成及时率",
+     "complaints resolved and closed within the promised time ÷ complaints", 0.95, "ratio",
+     C_PROMISED_OK, C_ORDERS, NULL, NULL},
+    {"escalated_resolution_rate", "客户升级投诉问题解决率",
+     "escalated complaints resolved (closed) ÷ escalated complaints", 0.95, "ratio", C_CLOSED,
+     C_ORDERS, "escalated", NULL},
+    {"escalated_satisfaction_rate", "升级投诉处理结果客户满意率",
+     "satisfied customers of escalated complaints ÷ escalated complaints surveyed", 0.95, "ratio",
+     -1, -1, NULL, "the callback satisfaction is not carried by any event yet"},
+    {"order_timeliness_rate", "投诉工单处理及时率",
+     "orders closed within limits (no SLA step breached) ÷ orders closed", 0.99, "ratio",
+     C_IN_LIMIT, C_CLOSED, NULL, NULL},
+    {"order_quality_rate", "工单处理合格率", "orders handled up to standard ÷ orders handled", 0.99,
+     "ratio", -1, -1, NULL, "no quality-check (QA) data is loaded yet"},
+    {"service_complaints", "服务性投诉",
+     "count of substantiated service-caused complaints per unit (reference ≤ 1 a month, < 4 a"
+     " year)",
+     -1, "count", -1, -1, NULL, "no event says a complaint was substantiated and service-caused"},
+    {"hotline_service_level", "热线服务水平",
+     "calls answered by a person within 15 s ÷ calls asking for a person", 0.80, "ratio", -1, -1,
+     NULL, "no call records are loaded yet"},
+    {"agent_call_volume_index", "话务量指标",
+     "(calls − complaints handled) ÷ unit call target × 100 %", -1, "ratio", -1, -1, NULL,
+     "no call records or call targets are loaded yet"},
+    {"agent_service_quality_index", "服务质量指标",
+     "[(monitoring score + test-call score) / 2 − complaints × complaint coefficient] × 100 %", -1,
+     "ratio", -1, -1, NULL, "no QA scores or coefficients are loaded yet"},
+};
+enum { NKPI = sizeof kpis / sizeof kpis[0] };
+
+/* Dimensions: query name = column name. */
+static const char *const dims[] = {"region", "channel",        "business_type", "tier",
+                                   "kind",   "customer_level", "stream",        "unit"};
+enum { NDIM = sizeof dims / sizeof dims[0] };
+
+static pg_conn *g_pg;
+
+static bool may_read(struct evhttp_request *req, const auth_ctx *auth) {
+  if (strcmp(auth->role, "admin") != 0 && strcmp(auth->role, "viewer") != 0 &&
+      strcmp(auth->role, "handler") != 0 && strcmp(auth->role, "centre") != 0) {
+    http_reply_error(req, 403, "forbidden", "this token's role may not read KPIs", NULL);
+    return false;
+  }
+  return true;
+}
+
+static json_t *kpi_json(const kpi_def *k) {
+  json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:b}", "name", k->name, "title", k->title,
+                        "formula", k->formula, "unit", k->unit, "computable", k->num >= 0);
+  json_object_set_new(o, "reference", k->reference >= 0 ? json_real(k->reference) : json_null());
+  if (k->missing) json_object_set_new(o, "not_yet_computable", json_string(k->missing));
+  return o;
+}
+
+static void h_list(struct evhttp_request *req, const auth_ctx *auth, char **segs, int nsegs,
+                   void *arg) {
+  (void)segs, (void)nsegs, (void)arg;
+  if (!may_read(req, auth)) return;
+  json_t *a = json_array();
+  for (int i = 0; i < NKPI; i++) json_array_append_new(a, kpi_json(&kpis[i]));
+  http_reply_json(req, 200, json_pack("{s:o}", "kpis", a));
+}
+
+typedef struct {
+  struct evhttp_request *req;
+  const kpi_def *k;
+  int groups[NDIM], ngroups;
+  bool csv;
+  json_t *filters;
+} kpi_q;
+
+static void q_free(kpi_q *q) {
+  json_decref(q->filters);
+  free(q);
+}
+
+static bool valid_region(const char *r) {
+  if (strlen(r) != 6) return false;
+  for (const char *p = r; *p; p++)
+    if (*p < '0' || *p > '9') return false;
+  return true;
+}
+
+static bool valid_date(const char *s) {
+  if (strlen(s) != 10 || s[4] != '-' || s[7] != '-') return false;
+  for (int i = 0; i < 10; i++)
+    if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9')) return false;
+  return true;
+}
+
+static json_t *ratio(const kpi_def *k, long long num, long long den) {
+  json_t *o = json_object();
+  double scale = strcmp(k->unit, "seconds") == 0 ? 1000.0 : 1.0;
+  json_object_set_new(o, "value", den ? json_real((double)num / scale / (double)den) : json_null());
+  if (scale != 1.0)
+    json_object_set_new(o, "numerator", json_real((double)num / scale));
+  else
+    json_object_set_new(o, "numerator", json_integer(num));
+  json_object_set_new(o, "denominator", json_integer(den));
+  return o;
+}
+
+static void csv_cell(struct evbuffer *b, const char *s, bool last) {
+  bool quote = strpbrk(s, ",\"\r\n") != NULL;
+  if (quote) {
+    evbuffer_add(b, "\"", 1);
+    for (const char *p = s; *p; p++) {
+      if (*p == '"') evbuffer_add(b, "\"", 1);
+      evbuffer_add(b, p, 1);
+    }
+    evbuffer_add(b, "\"", 1);
+  } else {
+    evbuffer_add(b, s, strlen(s));
+  }
+  evbuffer_add(b, last ? "\r\n" : ",", last ? 2 : 1);
+}
+
+static void csv_json(struct evbuffer *b, json_t *v, bool last) {
+  char buf[64] = "";
+  if (json_is_integer(v))
+    snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(v));
+  else if (json_is_real(v))
+    snprintf(buf, sizeof buf, "%.10g", json_real_value(v));
+  else if (json_is_string(v))
+    snprintf(buf, sizeof buf, "%s", json_string_value(v));
+  csv_cell(b, buf, last);
+}
+
+static void reply_csv(struct evhttp_request *req, const kpi_q *q, json_t *rows) {
+  struct evbuffer *b = evbuffer_new();
+  static const char *const per[] = {"", "previous_", "last_year_"};
+  static const char *const pkeys[] = {NULL, "previous", "last_year"};
+  for (int g = 0; g < q->ngroups; g++) csv_cell(b, dims[q->groups[g]], false);
+  for (int p = 0; p < 3; p++)
+    evbuffer_add_printf(b, "%svalue,%snumerator,%sdenominator,", per[p], per[p], per[p]);
+  evbuffer_add_printf(b, "reference\r\n");
+  size_t i;
+  json_t *r;
+  json_array_foreach(rows, i, r) {
+    for (int g = 0; g < q->ngroups; g++)
+      csv_cell(b, json_string_value(json_object_get(r, dims[q->groups[g]])), false);
+    for (int p = 0; p < 3; p++) {
+      json_t *src = p ? json_object_get(r, pkeys[p]) : r;
+      csv_json(b, json_object_get(src, "value"), false);
+      csv_json(b, json_object_get(src, "numerator"), false);
+      csv_json(b, json_object_get(src, "denominator"), false);
+    }
+    csv_json(b, json_object_get(r, "reference"), true);
+  }
+  struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+  evhttp_add_header(h, "Content-Type", "text/csv; charset=utf-8");
+  char disp[128];
+  snprintf(disp, sizeof disp, "attachment; filename=\"%s.csv\"", q->k->name);
+  evhttp_add_header(h, "Content-Disposition", disp);
+  evhttp_send_reply(req, 200, "OK", b);
+  evbuffer_free(b);
+}
+
+static void on_kpi(const pg_result_set *rs, void *arg) {
+  kpi_q *q = arg;
+  if (!rs->ok) {
+    if (rs->sqlstate && strncmp(rs->sqlstate, "22", 2) == 0)
+      http_reply_error(q->req, 422, "invalid_value", "invalid date or period", "from");
+    else
+      http_reply_error(q->req, 503, "unavailable", "database unavailable", NULL);
+    q_free(q);
+    return;
+  }
+  PGresult *pr = rs->res[0], *r = rs->res[1];
+  if (PQntuples(pr) != 1) {
+    http_reply_error(q->req, 422, "invalid_value", "from is after to", "from");
+    q_free(q);
+    return;
+  }
+  const kpi_def *k = q->k;
+  json_t *o = kpi_json(k);
+  static const char *const pnames[] = {"period", "previous", "last_year"};
+  for (int p = 0; p < 3; p++)
+    json_object_set_new(o, pnames[p],
+                        json_pack("{s:s, s:s}", "from", PQgetvalue(pr, 0, 2 * p), "to",
+                                  PQgetvalue(pr, 0, 2 * p + 1)));
+  json_t *gb = json_array();
+  for (int g = 0; g < q->ngroups; g++) json_array_append_new(gb, json_string(dims[q->groups[g]]));
+  json_object_set_new(o, "group_by", gb);
+  json_object_set(o, "filters", q->filters);
+  json_t *rows = json_array();
+  for (int i = 0; i < PQntuples(r); i++) {
+    json_t *row = json_object();
+    for (int g = 0; g < q->ngroups; g++)
+      json_object_set_new(row, dims[q->groups[g]], json_string(PQgetvalue(r, i, g)));
+    json_t *per[3];
+    for (int p = 0; p < 3; p++) {
+      int base = q->ngroups + p * NC;
+      long long num = strtoll(PQgetvalue(r, i, base + k->num), NULL, 10);
+      long long den = strtoll(PQgetvalue(r, i, base + k->den), NULL, 10);
+      per[p] = ratio(k, num, den);
+    }
+    json_object_update(row, per[0]);
+    json_decref(per[0]);
+    json_object_set_new(row, "reference",
+                        k->reference >= 0 ? json_real(k->reference) : json_null());
+    json_object_set_new(row, "previous", per[1]);
+    json_object_set_new(row, "last_year", per[2]);
+    json_array_append_new(rows, row);
+  }
+  if (q->csv) {
+    reply_csv(q->req, q, rows);
+    json_decref(rows);
+    json_decref(o);
+  } else {
+    json_object_set_new(o, "rows", rows);
+    http_reply_json(q->req, 200, o);
+  }
+  q_free(q);
+}
+
+static void h_kpi(struct evhttp_request *req, const auth_ctx *auth, char **segs, int nsegs,
+                  void *arg) {
+  (void)nsegs, (void)arg;
+  if (!may_read(req, auth)) return;
+  const kpi_def *k = NULL;
+  for (int i = 0; i < NKPI; i++)
+    if (strcmp(kpis[i].name, segs[0]) == 0) k = &kpis[i];
+  if (!k) {
+    http_reply_error(req, 404, "not_found", "no such KPI", NULL);
+    return;
+  }
+  if (k->num < 0) {
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s is not yet computable: %s", k->name, k->missing);
+    http_reply_error(req, 409, "not_computable", msg, NULL);
+    return;
+  }
+  const char *fmt = http_query(req, "format");
+  if (fmt && strcmp(fmt, "csv") != 0 && strcmp(fmt, "json") != 0) {
+    http_reply_error(req, 422, "invalid_value", "format is json or csv", "format");
+    return;
+  }
+  /* period: from/to (custom, inclusive days) or period=day|week|month|quarter|year around
+   * date (default today). */
+  const char *from = http_query(req, "from"), *to = http_query(req, "to");
+  const char *period = http_query(req, "period"), *date = http_query(req, "date");
+  char today[40];
+  clock_format_ms(clock_now_ms(), today, sizeof today);
+  today[10] = '\0';
+  const char *unit = NULL;
+  if (period && strcmp(period, "custom") != 0) {
+    static const char *const units[] = {"day", "week", "month", "quarter", "year"};
+    for (int i = 0; i < 5; i++)
+      if (strcmp(period, units[i]) == 0) unit = units[i];
+    if (!unit) {
+      http_reply_error(req, 422, "invalid_value",
+                       "period is day, week, month, quarter, year or custom", "period");
+      return;
+    }
+    from = to = date ? date : today;
+  } else if (!from && !to) {
+    unit = "month";
+    from = to = today;
+  } else if (!from || !to) {
+    http_reply_error(req, 422, "invalid_value", "from and to go together", from ? "to" : "from");
+    return;
+  }
+  if (!valid_date(from) || !valid_date(to)) {
+    http_reply_error(req, 422, "invalid_value", "dates are YYYY-MM-DD", "from");
+    return;
+  }
+  kpi_q *q = calloc(1, sizeof *q);
+  q->req = req;
+  q->k = k;
+  q->csv = fmt && strcmp(fmt, "csv") == 0;
+  q->filters = json_object();
+  /* group_by, kept in canonical order so the statement cache stays small */
+  const char *gb = http_query(req, "group_by");
+  bool want[NDIM] = {0};
+  if (gb && *gb) {
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", gb);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+      int d = -1;
+      for (int i = 0; i < NDIM; i++)
+        if (strcmp(dims[i], t) == 0) d = i;
+      if (d < 0) {
+        http_reply_error(req, 422, "invalid_value",
+                         strcmp(t, "step") == 0
+                             ? "group_by step is not yet computable: the rollup keeps no per-step"
+                               " facts"
+                             : "unknown group_by dimension",
+                         "group_by");
+        q_free(q);
+        return;
+      }
+      want[d] = true;
+    }
+  }
+  for (int i = 0; i < NDIM; i++)
+    if (want[i]) q->groups[q->ngroups++] = i;
+  /* region: within the token's scope, as a prefix of the subtree */
+  const char *asked = http_query(req, "region");
+  if (asked && !valid_region(asked)) {
+    http_reply_error(req, 422, "invalid_value", "region must be a 6-digit region code", "region");
+    q_free(q);
+    return;
+  }
+  const char *scope = auth->scope && *auth->scope ? auth->scope : "000000";
+  char region[16];
+  if (!asked) asked = "000000";
+  if (auth_scope_covers(scope, asked))
+    snprintf(region, sizeof region, "%s", asked);
+  else if (auth_scope_covers(asked, scope))
+    snprintf(region, sizeof region, "%s", scope);
+  else {
+    http_reply_error(req, 403, "forbidden", "region is outside your scope", "region");
+    q_free(q);
+    return;
+  }
+  json_object_set_new(q->filters, "region", json_string(region));
+  char like[24];
+  size_t n = strlen(region);
+  while (n >= 2 && region[n - 1] == '0' && region[n - 2] == '0') region[n -= 2] = '\0';
+  snprintf(like, sizeof like, "%s%%", region);
+
+  /* params: $1 from $2 to $3 unit $4 region-like $5.. dimension filters (NULL = any) */
+  const char *v[4 + NDIM] = {from, to, unit, like};
+  for (int i = 1; i < NDIM; i++) {
+    const char *f = http_query(req, dims[i]);
+    if (i == 4 && !f) f = "complaint"; /* kind: complaint orders unless asked */
+    if (i == 6 && k->stream) f = k->stream;
+    if (f && strcmp(f, "all") == 0) f = NULL;
+    if (f) json_object_set_new(q->filters, dims[i], json_string(f));
+    v[4 + i - 1] = f;
+  }
+  static const char *const periods =
+      "WITH a AS (SELECT $1::date AS f0, $2::date AS t0, $3::text AS u),"
+      " a2 AS (SELECT f0, t0, u, CASE u WHEN 'quarter' THEN interval '3 months'"
+      " ELSE ('1 ' || u)::interval END AS iv FROM a),"
+      " b AS (SELECT CASE WHEN u IS NULL THEN f0 ELSE date_trunc(u, f0)::date END AS f,"
+      " CASE WHEN u IS NULL THEN t0 ELSE (date_trunc(u, f0) + iv"
+      " - interval '1 day')::date END AS t, u, iv FROM a2),"
+      " p AS (SELECT f, t, CASE WHEN u IS NULL THEN f - (t - f + 1)"
+      " ELSE (f - iv)::date END AS pf, f - 1 AS pt,"
+      " (f - interval '1 year')::date AS yf, (t - interval '1 year')::date AS yt FROM b"
+      " WHERE f <= t AND $4::text IS NOT NULL)";
+  char sql[8192];
+  int len = snprintf(sql, sizeof sql, "%s SELECT f, t, pf, pt, yf, yt FROM p", periods);
+  pg_tx *tx = pg_tx_new();
+  pg_tx_add(tx, sql, 4, v, NULL, NULL);
+  len = snprintf(sql, sizeof sql, "%s SELECT ", periods);
+  for (int g = 0; g < q->ngroups; g++)
+    len += snprintf(sql + len, sizeof sql - (size_t)len, "d.%s, ", dims[q->groups[g]]);
+  static const char *const pr[3][2] = {{"f", "t"}, {"pf", "pt"}, {"yf", "yt"}};
+  for (int p = 0; p < 3; p++)
+    for (int c = 0; c < NC; c++)
+      len += snprintf(sql + len, sizeof sql - (size_t)len,
+                      "%scoalesce(sum(d.%s) FILTER (WHERE d.day BETWEEN p.%s AND p.%s), 0)",
+                      p || c ? ", " : "", counter_cols[c], pr[p][0], pr[p][1]);
+  len += snprintf(sql + len, sizeof sql - (size_t)len,
+                  " FROM p JOIN analytics.daily d ON (d.day BETWEEN p.f AND p.t OR d.day BETWEEN"
+                  " p.pf AND p.pt OR d.day BETWEEN p.yf AND p.yt) WHERE d.region LIKE $4");
+  for (int i = 1; i < NDIM; i++)
+    len += snprintf(sql + len, sizeof sql - (size_t)len, " AND ($%d::text IS NULL OR d.%s = $%d)",
+                    4 + i, dims[i], 4 + i);
+  if (q->ngroups) {
+    /* transfers leave all-zero rollup rows behind for the old unit */
+    len += snprintf(sql + len, sizeof sql - (size_t)len, " GROUP BY ");
+    for (int g = 0; g < q->ngroups; g++)
+      len += snprintf(sql + len, sizeof sql - (size_t)len, "%sd.%s", g ? ", " : "",
+                      dims[q->groups[g]]);
+    len += snprintf(sql + len, sizeof sql - (size_t)len, " HAVING sum(d.orders) > 0 ORDER BY ");
+    for (int g = 0; g < q->ngroups; g++)
+      len += snprintf(sql + len, sizeof sql - (size_t)len, "%sd.%s", g ? ", " : "",
+                      dims[q->groups[g]]);
+  }
+  pg_tx_add(tx, sql, 4 + NDIM - 1, v, NULL, NULL);
+  pg_conn_submit(g_pg, tx, on_kpi, q);
+}
+
+void kpi_routes(http_server *http, pg_conn *pg) {
+  g_pg = pg;
+  http_route(http, EVHTTP_REQ_GET, "/v1/kpi", 0, h_list, NULL);
+  http_route(http, EVHTTP_REQ_GET, "/v1/kpi/*", 0, h_kpi, NULL);
+}
