@@ -19,6 +19,9 @@ int main(void) {
   r.base = service_init("router");
   r.pg = pg_conn_new(r.base, cfg_pg_conninfo("router"), "router");
   r.pg_read = pg_conn_new(r.base, cfg_pg_conninfo("router"), "router-read");
+  /* The dispatch journal and acks on a connection of their own, so a
+   * dispatch never waits behind a 500-event consumer batch. */
+  r.pg_dispatch = pg_conn_new(r.base, cfg_pg_conninfo("router"), "router-dispatch");
   r.auth = auth_cache_new(r.base, r.pg_read);
 
   char host[256];
@@ -29,7 +32,7 @@ int main(void) {
                                      cfg_endpoint("KESU_ROUTER_PUB", PORT_ROUTER_PUB),
                                      cfg_endpoint("KESU_ROUTER_REPLAY", PORT_ROUTER_REPLAY));
   r.dispatcher = dispatcher_new(
-      r.base, r.pg, cfg_endpoint("KESU_ROUTER_DISPATCH", PORT_ROUTER_DISPATCH), on_action, &r);
+      r.base, r.pg_dispatch, cfg_endpoint("KESU_ROUTER_DISPATCH", PORT_ROUTER_DISPATCH), on_action, &r);
   if (!r.http || !r.publisher || !r.dispatcher) {
     log_error("router: cannot bind its endpoints; exiting");
     return 1;
@@ -45,6 +48,7 @@ int main(void) {
   auth_cache_destroy(&r.auth);
   pg_conn_destroy(&r.pg);
   pg_conn_destroy(&r.pg_read);
+  pg_conn_destroy(&r.pg_dispatch);
   dispatcher_destroy(&r.dispatcher);
   zloop_term();
   event_base_free(r.base);

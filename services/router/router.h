@@ -28,6 +28,7 @@ typedef struct router {
   struct event_base *base;
   pg_conn *pg;      /* writes: intake batches, dispatch journal, actions */
   pg_conn *pg_read; /* outbox publisher, HTTP reads, token cache */
+  pg_conn *pg_dispatch; /* dispatcher: dispatch journal and acks */
   auth_cache *auth;
   http_server *http;
   outbox_publisher *publisher;
