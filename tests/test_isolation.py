@@ -86,3 +86,15 @@ def test_roles_limit_what_a_token_reads(system):
     assert system.get("intake", "/v1/complaints/" + no, token=agent).status_code == 200
     assert system.get("analytics", "/v1/kpi/summary", token=viewer).status_code == 200
     assert system.get("analytics", "/v1/kpi/summary", token=agent).status_code == 403
+
+
+def test_sla_timers_need_a_staff_role_and_hide_other_regions(system):
+    viewer = system.token("viewer-timers", "viewer")
+    bj_handler = system.token("bj-handler-timers", "handler", "110000")
+    no = system.post("intake", "/v1/complaints", complaint(region="310115")).json()["order_no"]
+    wait_for(lambda: system.get("sla", "/v1/timers/" + no).status_code == 200, what="timer")
+    assert system.get("sla", "/v1/timers/" + no, token=viewer).status_code == 403
+    # Beijing staff get the same answer as for a number that does not exist
+    r = system.get("sla", "/v1/timers/" + no, token=bj_handler)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    assert system.get("sla", "/v1/timers/KS000000000000000001", token=bj_handler).status_code == 404

@@ -910,7 +910,9 @@ static void on_timers_rows(const pg_result_set *rs, void *arg) {
     return;
   }
   if (!q->admin && !auth_scope_covers(q->scope, PQgetvalue(r, 0, 8))) {
-    http_reply_error(q->req, 403, "forbidden", "the order is outside your scope", NULL);
+    /* Same answer as an unknown order: a number outside the scope must not
+     * be confirmed to exist. */
+    http_reply_error(q->req, 404, "not_found", "no timers for this order", NULL);
     free(q);
     return;
   }
@@ -946,6 +948,11 @@ static void on_timers_rows(const pg_result_set *rs, void *arg) {
 static void h_get_timers(struct evhttp_request *req, const auth_ctx *auth, char **segs, int nsegs,
                          void *arg) {
   app *a = arg;
+  if (strcmp(auth->role, "admin") != 0 && strcmp(auth->role, "handler") != 0 &&
+      strcmp(auth->role, "centre") != 0 && strcmp(auth->role, "agent") != 0) {
+    http_reply_error(req, 403, "forbidden", "this token's role may not read order timers", NULL);
+    return;
+  }
   timers_req *q = calloc(1, sizeof *q);
   q->a = a;
   q->req = req;
