@@ -98,3 +98,13 @@ def test_sla_timers_need_a_staff_role_and_hide_other_regions(system):
     r = system.get("sla", "/v1/timers/" + no, token=bj_handler)
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
     assert system.get("sla", "/v1/timers/KS000000000000000001", token=bj_handler).status_code == 404
+
+
+def test_sla_changes_to_another_regions_timer_look_like_an_unknown_order(system):
+    bj_handler = system.token("bj-handler-pause", "handler", "110000")
+    no = system.post("intake", "/v1/complaints", complaint(region="310115")).json()["order_no"]
+    wait_for(lambda: system.get("sla", "/v1/timers/" + no).status_code == 200, what="timer")
+    body = {"step": "answer", "reason": "客户约定时间"}
+    r = system.post("sla", "/v1/timers/%s/pause" % no, body, token=bj_handler)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    assert system.post("sla", "/v1/timers/%s/pause" % no, body).status_code == 200

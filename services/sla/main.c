@@ -895,27 +895,33 @@ static json_t *json_time(PGresult *r, int row, int col) {
   return json_string(buf);
 }
 
+/* The common first checks of a per-order request: the read worked, the
+ * order has a row, and it lies in the token's scope. An order outside the
+ * scope gets the same 404 as an unknown one, so its number is not confirmed
+ * to exist. Replies and returns false when a check fails. */
+static bool order_row_visible(struct evhttp_request *req, const pg_result_set *rs, bool admin,
+                              const char *scope, int region_col, const char *missing) {
+  if (!rs->ok) {
+    http_reply_error(req, 503, "unavailable", "database unavailable", NULL);
+    return false;
+  }
+  PGresult *r = rs->res[0];
+  if (PQntuples(r) == 0 ||
+      (!admin && !auth_scope_covers(scope, PQgetvalue(r, 0, region_col)))) {
+    http_reply_error(req, 404, "not_found", missing, NULL);
+    return false;
+  }
+  return true;
+}
+
 static void on_timers_rows(const pg_result_set *rs, void *arg) {
   timers_req *q = arg;
-  if (!rs->ok) {
-    http_reply_error(q->req, 503, "unavailable", "database unavailable", NULL);
+  if (!order_row_visible(q->req, rs, q->admin, q->scope, 8, "no timers for this order")) {
     free(q);
     return;
   }
   PGresult *r = rs->res[0];
   int n = PQntuples(r);
-  if (n == 0) {
-    http_reply_error(q->req, 404, "not_found", "no timers for this order", NULL);
-    free(q);
-    return;
-  }
-  if (!q->admin && !auth_scope_covers(q->scope, PQgetvalue(r, 0, 8))) {
-    /* Same answer as an unknown order: a number outside the scope must not
-     * be confirmed to exist. */
-    http_reply_error(q->req, 404, "not_found", "no timers for this order", NULL);
-    free(q);
-    return;
-  }
   json_t *arr = json_array();
   for (int i = 0; i < n; i++) {
     const char *state = !PQgetisnull(r, i, 6)   ? "closed"
@@ -1023,19 +1029,7 @@ static void on_recommitted(const pg_result_set *rs, void *arg) {
 
 static void on_recommit_scope(const pg_result_set *rs, void *arg) {
   recommit_req *q = arg;
-  if (!rs->ok) {
-    http_reply_error(q->req, 503, "unavailable", "database unavailable", NULL);
-    free(q);
-    return;
-  }
-  PGresult *r = rs->res[0];
-  if (PQntuples(r) == 0) {
-    http_reply_error(q->req, 404, "not_found", "no timer for this order and step", NULL);
-    free(q);
-    return;
-  }
-  if (!q->admin && !auth_scope_covers(q->scope, PQgetvalue(r, 0, 0))) {
-    http_reply_error(q->req, 403, "forbidden", "the order is outside your scope", NULL);
+  if (!order_row_visible(q->req, rs, q->admin, q->scope, 0, "no timer for this order and step")) {
     free(q);
     return;
   }
@@ -1195,19 +1189,7 @@ static void on_paused(const pg_result_set *rs, void *arg) {
 
 static void on_pause_scope(const pg_result_set *rs, void *arg) {
   pause_req *q = arg;
-  if (!rs->ok) {
-    http_reply_error(q->req, 503, "unavailable", "database unavailable", NULL);
-    free(q);
-    return;
-  }
-  PGresult *r = rs->res[0];
-  if (PQntuples(r) == 0) {
-    http_reply_error(q->req, 404, "not_found", "no timer for this order and step", NULL);
-    free(q);
-    return;
-  }
-  if (!q->admin && !auth_scope_covers(q->scope, PQgetvalue(r, 0, 0))) {
-    http_reply_error(q->req, 403, "forbidden", "the order is outside your scope", NULL);
+  if (!order_row_visible(q->req, rs, q->admin, q->scope, 0, "no timer for this order and step")) {
     free(q);
     return;
   }
