@@ -21,12 +21,20 @@ typedef struct {
   size_t n;
 } table;
 
+enum { MAX_WAITERS = 256 };
+
 struct auth_cache {
   struct event_base *base;
   pg_conn *pg;
   struct event *tick;
   table cur, retired; /* retired kept one more reload so pointers outlive a request */
-  bool loaded, loading;
+  bool loaded, loading, again; /* again: a change was announced while a load ran */
+  /* callers waiting for the running load (now) or for the one after it (next) */
+  struct waiter {
+    auth_reload_cb cb;
+    void *arg;
+  } now[MAX_WAITERS], next[MAX_WAITERS];
+  int n_now, n_next;
 };
 
 static void table_free(table *t) {
@@ -44,11 +52,30 @@ static int cmp_entry(const void *a, const void *b) {
   return strcmp(((const entry *)a)->hash, ((const entry *)b)->hash);
 }
 
+static void reload(auth_cache *self);
+
+/* Wakes the callers that waited for this load, then starts the next one if a change was
+ * announced while this one ran (its snapshot may predate the change). */
+static void load_done(auth_cache *self) {
+  self->loading = false;
+  int n = self->n_now;
+  struct waiter w[MAX_WAITERS];
+  memcpy(w, self->now, (size_t)n * sizeof w[0]);
+  memcpy(self->now, self->next, (size_t)self->n_next * sizeof w[0]);
+  self->n_now = self->n_next;
+  self->n_next = 0;
+  if (self->again || self->n_now) {
+    self->again = false;
+    reload(self);
+  }
+  for (int i = 0; i < n; i++) w[i].cb(w[i].arg);
+}
+
 static void on_loaded(const pg_result_set *rs, void *arg) {
   auth_cache *self = arg;
-  self->loading = false;
   if (!rs->ok) {
     log_warn("auth: loading tokens failed: %s", rs->error ? rs->error : "?");
+    load_done(self);
     return;
   }
   PGresult *r = rs->res[0];
@@ -72,10 +99,14 @@ static void on_loaded(const pg_result_set *rs, void *arg) {
   self->cur = t;
   if (!self->loaded) log_info("auth: %d tokens loaded", n);
   self->loaded = true;
+  load_done(self);
 }
 
 static void reload(auth_cache *self) {
-  if (self->loading) return;
+  if (self->loading) {
+    self->again = true;
+    return;
+  }
   self->loading = true;
   pg_tx *tx = pg_tx_new();
   pg_tx_add(tx, "SELECT token_hash, name, role, scope FROM auth.tokens WHERE revoked_at IS NULL", 0,
@@ -95,6 +126,20 @@ auth_cache *auth_cache_new(struct event_base *base, pg_conn *pg) {
   struct timeval tv = {5, 0};
   event_add(self->tick, &tv);
   return self;
+}
+
+int auth_cache_refresh_then(auth_cache *self, auth_reload_cb cb, void *arg) {
+  if (!self) return -1;
+  if (!self->loading) {
+    if (self->n_now >= MAX_WAITERS) return -1;
+    self->now[self->n_now++] = (struct waiter){cb, arg};
+    reload(self);
+  } else {
+    if (self->n_next >= MAX_WAITERS) return -1;
+    self->next[self->n_next++] = (struct waiter){cb, arg};
+    self->again = true;
+  }
+  return 0;
 }
 
 void auth_cache_destroy(auth_cache **selfp) {

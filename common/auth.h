@@ -28,6 +28,11 @@ bool auth_cache_loaded(const auth_cache *self);
 /* token: the raw bearer token. NULL if unknown/revoked. Pointer valid until next reload:
  * copy what you keep. */
 const auth_ctx *auth_cache_check(auth_cache *self, const char *token);
+/* Reload the tokens and call cb(arg) once a reload that began after this call has finished
+ * (loaded or failed). Used before refusing an unknown token that may be seconds old. Returns -1
+ * (and never calls cb) when too many callers already wait. */
+typedef void (*auth_reload_cb)(void *arg);
+int auth_cache_refresh_then(auth_cache *self, auth_reload_cb cb, void *arg);
 
 /* sha256 hex (65 bytes). */
 void auth_hash_token(const char *token, char out[65]);

@@ -231,9 +231,27 @@ static const char *bearer(struct evhttp_request *req) {
   return NULL;
 }
 
+static void dispatch_req(struct evhttp_request *req, http_server *s, bool retried);
+
+/* A token the cache does not know may have been created a moment ago (the NOTIFY that reloads
+ * the cache is still on its way): reload once and look again before answering 401. */
+typedef struct {
+  http_server *s;
+  struct evhttp_request *req;
+} auth_retry;
+
+static void on_auth_reloaded(void *arg) {
+  auth_retry *w = arg;
+  dispatch_req(w->req, w->s, true);
+  free(w);
+}
+
 static void dispatch(struct evhttp_request *req, void *arg) {
-  http_server *s = arg;
   metric_add(m_requests, 1);
+  dispatch_req(req, arg, false);
+}
+
+static void dispatch_req(struct evhttp_request *req, http_server *s, bool retried) {
   const char *rawpath = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
   if (!rawpath) rawpath = "/";
   int method = (int)evhttp_request_get_command(req);
@@ -292,6 +310,13 @@ static void dispatch(struct evhttp_request *req, void *arg) {
         return;
       }
       auth = auth_cache_check(s->auth, tok);
+      if (!auth && !retried) {
+        auth_retry *w = malloc(sizeof *w);
+        w->s = s;
+        w->req = req;
+        if (auth_cache_refresh_then(s->auth, on_auth_reloaded, w) == 0) return;
+        free(w);
+      }
       if (!auth) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
         http_reply_error(req, 401, "unauthorized", "unknown or revoked token", NULL);
