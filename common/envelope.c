@@ -69,8 +69,8 @@ static const char *const tier_names[] = {"", "general", "provincial", "national"
 static const char *const kind_names[] = {"",           "complaint", "enquiry", "repair",
                                          "suggestion", "praise",    "report"};
 static const char *const stream_names[] = {"", "ordinary", "escalated", "appeal"};
-static const char *const step_names[] = {"",       "accept",   "review", "handle",
-                                         "feedback", "answer", "callback", "closed"};
+static const char *const step_names[] = {"",       "accept",   "review", "handle", "feedback",
+                                         "answer", "callback", "closed", "arrive", "fix"};
 
 #define N_OF(a) ((int)(sizeof(a) / sizeof((a)[0])))
 

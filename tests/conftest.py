@@ -351,7 +351,8 @@ def system():
 def complaint(**over):
     body = {
         "channel": "hotline",
-        "customer": {"name": "张三", "phone": "13800138000", "home_region": "310115"},
+        "customer": {"name": "张三", "phone": "13800138000", "home_region": "310115",
+                     "address": "上海市浦东新区张杨路100号"},  # a hand-off needs it
         "region": "310115",
         "business_type": "broadband",
         "problem_type": "network",
@@ -359,6 +360,11 @@ def complaint(**over):
         "content": "家里宽带从周一开始断网，报修两次无人上门，要求尽快修复并赔偿。",
     }
     body.update(over)
+    # a complaint handed off needs the customer's address; an overridden customer
+    # gets the default one unless it says otherwise ("address": None to leave it out)
+    cu = body.get("customer")
+    if isinstance(cu, dict) and "address" not in cu and "answer_on_spot" not in body:
+        body["customer"] = dict(cu, address="上海市浦东新区张杨路100号")
     return body
 
 
