@@ -30,7 +30,8 @@ def body(i):
     r = random.choice(REGIONS)
     return json.dumps({
         "channel": random.choice(["hotline", "website", "app", "hall"]),
-        "customer": {"name": "压测用户%d" % i, "phone": "138%08d" % (i % 10**8), "home_region": r},
+        "customer": {"name": "压测用户%d" % i, "phone": "138%08d" % (i % 10**8), "home_region": r,
+                     "address": "压测地址%d号" % i},
         "region": r, "business_type": "broadband", "problem_type": "network",
         "title": "宽带断网第%d号" % i, "content": "压测：家中宽带频繁掉线，影响办公，请尽快处理。",
     }, ensure_ascii=False).encode("utf-8")

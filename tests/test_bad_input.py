@@ -55,6 +55,31 @@ CASES = [
      "colour"),
     ("unknown channel", lambda s: post_raw(s, body(channel="pigeon")), 422, "invalid_value",
      "channel"),
+    # a hand-off needs the customer's address (an on-the-spot answer does not)
+    ("hand-off without address", lambda s: post_raw(s, body(customer={
+        "name": "张三", "phone": "13800138000", "home_region": "310115", "address": None})),
+     422, "missing_field", "customer.address"),
+    # the rest of R-07
+    ("unknown cause", lambda s: post_raw(s, body(cause="天气原因")), 422, "invalid_value", "cause"),
+    ("unknown area", lambda s: post_raw(s, body(area="郊区")), 422, "invalid_value", "area"),
+    ("priority factor not a boolean", lambda s: post_raw(s, body(urgency="是")), 422,
+     "wrong_type", "urgency"),
+    ("business line not the type's", lambda s: post_raw(s, body(business_line="power")), 422,
+     "invalid_value", "business_line"),
+    ("bad customer e-mail", lambda s: post_raw(s, body(customer={
+        "name": "张三", "phone": "13800138000", "home_region": "310115", "address": "上海",
+        "email": "张三at例子"})), 422, "invalid_value", "customer.email"),
+    ("e-mail reply without e-mail", lambda s: post_raw(s, body(customer={
+        "name": "张三", "phone": "13800138000", "home_region": "310115", "address": "上海",
+        "reply_channel": "email"})), 422, "missing_field", "customer.email"),
+    ("appeal fields on an ordinary complaint", lambda s: post_raw(s, body(
+        appeal={"source_body": "工信部"})), 422, "invalid_value", "appeal"),
+    ("appeal without appeal fields", lambda s: post_raw(s, body(stream="appeal")), 422,
+     "missing_field", "appeal"),
+    ("appeal of unknown nature", lambda s: post_raw(s, body(stream="appeal", appeal={
+        "source_body": "工信部", "nature": "心情"})), 422, "invalid_value", "appeal.nature"),
+    ("escalated answered on the spot", lambda s: post_raw(s, body(
+        stream="escalated", answer_on_spot="已答复")), 422, "invalid_value", "answer_on_spot"),
     ("no token", lambda s: post_raw(s, body(), token=None), 401, "unauthorized", None),
     ("invalid token", lambda s: post_raw(s, body(), token="kesu_" + "0" * 40), 401,
      "unauthorized", None),

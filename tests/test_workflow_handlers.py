@@ -129,8 +129,9 @@ def test_action_from_a_handler_not_holding_the_order_is_refused(system, handler2
     assert r.status_code == 201, r.text
     no = r.json()["order_no"]
     pg = system.pg
-    wait_for(lambda: pg.scalar("SELECT state FROM router.work_orders WHERE order_no = %s",
-                               (no,)) == "dispatched", what="dispatched")
+    # (the router creates the order asynchronously: no row yet is "not yet")
+    wait_for(lambda: (pg.query("SELECT state FROM router.work_orders WHERE order_no = %s",
+                               (no,)) or [[None]])[0][0] == "dispatched", what="dispatched")
     holder = pg.scalar("SELECT handler_id FROM router.work_orders WHERE order_no = %s", (no,))
     holder_svc = system["handler"] if holder == "handler-1" else handler2
     other_svc = handler2 if holder == "handler-1" else system["handler"]

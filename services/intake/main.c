@@ -46,7 +46,7 @@ typedef struct {
   auth_cache *auth;
   http_server *http;
   outbox_publisher *pub;
-  codeset regions, business, problems;
+  codeset regions, business, problems, lines;
   bool ref_loaded, ref_loading;
   int64_t block_next, block_end;
   bool block_loading;
@@ -79,6 +79,7 @@ static void on_ref(const pg_result_set *rs, void *arg) {
   load_set(&app.regions, rs->res[0]);
   load_set(&app.business, rs->res[1]);
   load_set(&app.problems, rs->res[2]);
+  load_set(&app.lines, rs->res[3]);
   log_info("reference data: %zu regions, %zu business types, %zu problem types", app.regions.n,
            app.business.n, app.problems.n);
   app.ref_loaded = true;
@@ -91,6 +92,7 @@ static void load_ref(void) {
   pg_tx_add(tx, "SELECT code FROM intake.regions", 0, NULL, NULL, NULL);
   pg_tx_add(tx, "SELECT code FROM intake.business_types", 0, NULL, NULL, NULL);
   pg_tx_add(tx, "SELECT code FROM intake.problem_types", 0, NULL, NULL, NULL);
+  pg_tx_add(tx, "SELECT code || chr(9) || line FROM intake.business_types", 0, NULL, NULL, NULL);
   pg_conn_submit(app.pg, tx, on_ref, NULL);
 }
 
@@ -149,6 +151,8 @@ static void add_submit(pg_tx *tx, submission *s) {
   cu.address = (char *)(c->address ? c->address : "");
   cu.home_region = (char *)c->home_region;
   cu.level = (char *)(c->level ? c->level : "");
+  cu.email = (char *)(c->email ? c->email : "");
+  cu.reply_channel = (char *)(c->reply_channel ? c->reply_channel : "");
   Kesu__V1__Complaint co = KESU__V1__COMPLAINT__INIT;
   co.order_no = s->order_no;
   co.kind = kind_from_name(c->kind);
@@ -164,6 +168,26 @@ static void add_submit(pg_tx *tx, submission *s) {
   co.content = (char *)c->content;
   co.tier = tier_from_name(c->tier);
   co.promised_by = s->promised_ms;
+  co.cause = (char *)(c->cause ? c->cause : "");
+  co.business_line = (char *)(c->business_line ? c->business_line : "");
+  co.brand = (char *)(c->brand ? c->brand : "");
+  co.answer_on_spot = (char *)(c->answer_on_spot ? c->answer_on_spot : "");
+  co.area = (char *)(c->area ? c->area : "");
+  co.gravity = c->gravity;
+  co.breadth = c->breadth;
+  co.urgency = c->urgency;
+  co.recording_ref = (char *)(c->recording_ref ? c->recording_ref : "");
+  co.customer_signed = c->customer_signed;
+  co.vip = c->vip;
+  Kesu__V1__AppealInfo ap = KESU__V1__APPEAL_INFO__INIT;
+  if (c->has_appeal) {
+    ap.source_body = (char *)c->appeal_source_body;
+    ap.filed = c->appeal_filed;
+    ap.contact_person = (char *)(c->appeal_contact_person ? c->appeal_contact_person : "");
+    ap.business = (char *)(c->appeal_business ? c->appeal_business : "");
+    ap.nature = (char *)(c->appeal_nature ? c->appeal_nature : "");
+    co.appeal = &ap;
+  }
   Kesu__V1__ComplaintReceived cr = KESU__V1__COMPLAINT_RECEIVED__INIT;
   cr.complaint = &co;
   Kesu__V1__Envelope env = KESU__V1__ENVELOPE__INIT;
@@ -180,10 +204,35 @@ static void add_submit(pg_tx *tx, submission *s) {
   size_t elen;
   unsigned char *ebuf = envelope_pack(&env, &elen);
 
+  /* R-07 fields beyond the first slice, kept as one jsonb column */
+  json_t *d = json_object();
+  const char *dk[] = {"cause", "business_line", "brand", "answer_on_spot", "area",
+                      "recording_ref", "customer_email", "customer_reply_channel"};
+  const char *dv[] = {c->cause, c->business_line, c->brand, c->answer_on_spot, c->area,
+                      c->recording_ref, c->email, c->reply_channel};
+  for (size_t i = 0; i < sizeof dk / sizeof *dk; i++)
+    if (dv[i]) json_object_set_new(d, dk[i], json_string(dv[i]));
+  json_object_set_new(d, "gravity", json_boolean(c->gravity));
+  json_object_set_new(d, "breadth", json_boolean(c->breadth));
+  json_object_set_new(d, "urgency", json_boolean(c->urgency));
+  json_object_set_new(d, "customer_signed", json_boolean(c->customer_signed));
+  json_object_set_new(d, "vip", json_boolean(c->vip));
+  if (c->has_appeal) {
+    json_t *a = json_pack("{s:s, s:b}", "source_body", c->appeal_source_body, "filed",
+                          c->appeal_filed);
+    if (c->appeal_contact_person)
+      json_object_set_new(a, "contact_person", json_string(c->appeal_contact_person));
+    if (c->appeal_business) json_object_set_new(a, "business", json_string(c->appeal_business));
+    if (c->appeal_nature) json_object_set_new(a, "nature", json_string(c->appeal_nature));
+    json_object_set_new(d, "appeal", a);
+  }
+  char *details = json_dumps(d, JSON_COMPACT);
+  json_decref(d);
+
   char acc[24], prom[24];
   snprintf(acc, sizeof acc, "%" PRId64, s->accepted_ms);
   snprintf(prom, sizeof prom, "%" PRId64, s->promised_ms);
-  const char *v[22] = {s->key,
+  const char *v[23] = {s->key,
                        s->key ? s->hash : NULL,
                        s->order_no,
                        c->kind,
@@ -204,17 +253,19 @@ static void add_submit(pg_tx *tx, submission *s) {
                        c->title,
                        c->content,
                        event_id,
-                       (const char *)ebuf};
-  int lens[22] = {0};
-  int fmts[22] = {0};
+                       (const char *)ebuf,
+                       details};
+  int lens[23] = {0};
+  int fmts[23] = {0};
   lens[21] = (int)elen;
   fmts[21] = 1;
   pg_tx_add(tx,
-            "SELECT order_no, accepted_ms, promised_ms, request_hash, created FROM intake.submit("
+            "SELECT order_no, accepted_ms, promised_ms, request_hash, created FROM intake.submit_v2("
             "$1, $2, $3, $4, $5, $6, $7, $8::bigint, $9::bigint, $10, $11, $12, $13, $14, $15, "
-            "$16, $17, $18, $19, $20, $21::uuid, $22::bytea)",
-            22, v, lens, fmts);
+            "$16, $17, $18, $19, $20, $21::uuid, $22::bytea, $23::jsonb)",
+            23, v, lens, fmts);
   free(ebuf);
+  free(details);
 }
 
 typedef struct {
@@ -417,7 +468,7 @@ static void post_complaint(struct evhttp_request *req, const auth_ctx *auth, cha
   s->req = req;
   s->body = body;
   verr e = {0};
-  refdata ref = {&app.regions, &app.business, &app.problems};
+  refdata ref = {&app.regions, &app.business, &app.problems, &app.lines};
   if (complaint_validate(body, &ref, &s->c, &e) != 0) {
     metric_add(app.m_refused, 1);
     http_reply_error(req, e.status, e.code, e.message, e.field[0] ? e.field : NULL);
@@ -481,6 +532,7 @@ static void on_read(const pg_result_set *rs, void *arg) {
     json_object_set_new(cu, "address", jstr(col(r, "customer_address")));
     json_object_set_new(cu, "home_region", jstr(col(r, "customer_home_region")));
     json_object_set_new(cu, "level", jstr(col(r, "customer_level")));
+    json_t *det = json_loads(col(r, "details"), 0, NULL);
     json_t *o = json_object();
     static const char *const fields[] = {"order_no", "kind", "stream", "channel", "tier",
                                          "first_receiver", "region", "business_type",
@@ -488,6 +540,19 @@ static void on_read(const pg_result_set *rs, void *arg) {
     for (int i = 0; fields[i]; i++) json_object_set_new(o, fields[i], jstr(col(r, fields[i])));
     json_object_set_new(o, "accepted_at", json_string(acc));
     json_object_set_new(o, "promised_by", json_string(prom));
+    if (json_is_object(det)) {
+      const char *k;
+      json_t *val;
+      json_object_foreach(det, k, val) {
+        if (strcmp(k, "customer_email") == 0)
+          json_object_set(cu, "email", val);
+        else if (strcmp(k, "customer_reply_channel") == 0)
+          json_object_set(cu, "reply_channel", val);
+        else
+          json_object_set(o, k, val);
+      }
+    }
+    json_decref(det);
     json_object_set_new(o, "customer", cu);
     http_reply_json(rc->req, 200, o);
   }
@@ -562,6 +627,7 @@ int main(void) {
   codeset_free(&app.regions);
   codeset_free(&app.business);
   codeset_free(&app.problems);
+  codeset_free(&app.lines);
   while (app.qhead) {
     submission *s = app.qhead;
     app.qhead = s->next;

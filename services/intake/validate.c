@@ -119,11 +119,97 @@ static int region_field(const char *code, const char *path, const refdata *ref, 
   return 0;
 }
 
+static int bool_field(json_t *obj, const char *key, const char *path, bool *out, verr *e) {
+  json_t *v = json_object_get(obj, key);
+  *out = false;
+  if (!v || json_is_null(v)) return 0;
+  if (!json_is_boolean(v)) return fail(e, 422, "wrong_type", path, "%s must be true or false", path);
+  *out = json_is_true(v);
+  return 0;
+}
+
+/* value must be one of the NULL-terminated list (when set). */
+static int one_of(const char *value, const char *path, const char *const *list, verr *e) {
+  if (!value) return 0;
+  for (int i = 0; list[i]; i++)
+    if (strcmp(list[i], value) == 0) return 0;
+  fail(e, 422, "invalid_value", path, "", NULL);
+  size_t off = (size_t)snprintf(e->message, sizeof e->message, "%s must be one of:", path);
+  for (int i = 0; list[i] && off < sizeof e->message; i++)
+    off += (size_t)snprintf(e->message + off, sizeof e->message - off, " %s", list[i]);
+  return -1;
+}
+
+static bool email_ok(const char *s) {
+  const char *at = strchr(s, '@');
+  if (!at || at == s || !at[1] || strchr(at + 1, '@') || !strchr(at + 1, '.')) return false;
+  for (const char *p = s; *p; p++)
+    if (*p == ' ' || *p == '\t' || *p == '<' || *p == '>' || *p == ',' || *p == ';' ||
+        (unsigned char)*p < 0x20)
+      return false;
+  return true;
+}
+
+/* The line of a business type from "type\tline" pairs, or NULL. */
+static const char *line_of(const codeset *pairs, const char *type) {
+  size_t n = strlen(type);
+  for (size_t i = 0; pairs && i < pairs->n; i++)
+    if (strncmp(pairs->codes[i], type, n) == 0 && pairs->codes[i][n] == '\t')
+      return pairs->codes[i] + n + 1;
+  return NULL;
+}
+
+static const char *const CAUSES[] = {"misoperation",    "misleading_promotion", "resource_fault",
+                                     "product_defect",  "interconnection",      "staff_behaviour",
+                                     "internal_process", "other",               NULL};
+static const char *const AREAS[] = {"urban", "rural", NULL};
+static const char *const REPLY_CHANNELS[] = {"sms", "email", "letter", "phone", NULL};
+static const char *const APPEAL_BUSINESS[] = {"fixed_phone", "basic_data", "internet", "cards",
+                                              "other", NULL};
+static const char *const APPEAL_NATURE[] = {"charging", "quality", "service", "other", NULL};
+
+/* Appeal-only fields: only with stream = appeal, and then required. */
+static int appeal_fields(json_t *body, complaint_in *c, verr *e) {
+  static const char *const known[] = {"source_body", "filed", "contact_person", "business",
+                                      "nature", NULL};
+  json_t *a = json_object_get(body, "appeal");
+  bool appeal = strcmp(c->stream, "appeal") == 0;
+  if (!a || json_is_null(a)) {
+    if (appeal)
+      return fail(e, 422, "missing_field", "appeal",
+                  "申诉须填写申诉信息 (appeal is required when stream is appeal)", NULL);
+    return 0;
+  }
+  if (!appeal)
+    return fail(e, 422, "invalid_value", "appeal",
+                "只有申诉可填写申诉信息 (appeal is only for stream appeal)", NULL);
+  if (!json_is_object(a)) return fail(e, 422, "wrong_type", "appeal", "appeal must be an object", NULL);
+  if (only_known(a, known, "appeal.", e)) return -1;
+  c->has_appeal = true;
+  if (str_field(a, "source_body", "appeal.source_body", true, 100, &c->appeal_source_body, e))
+    return -1;
+  if (bool_field(a, "filed", "appeal.filed", &c->appeal_filed, e)) return -1;
+  if (str_field(a, "contact_person", "appeal.contact_person", false, NAME_MAX_CHARS,
+                &c->appeal_contact_person, e))
+    return -1;
+  if (str_field(a, "business", "appeal.business", false, 32, &c->appeal_business, e)) return -1;
+  if (one_of(c->appeal_business, "appeal.business", APPEAL_BUSINESS, e)) return -1;
+  if (str_field(a, "nature", "appeal.nature", false, 32, &c->appeal_nature, e)) return -1;
+  if (one_of(c->appeal_nature, "appeal.nature", APPEAL_NATURE, e)) return -1;
+  return 0;
+}
+
 int complaint_validate(json_t *body, const refdata *ref, complaint_in *c, verr *e) {
-  static const char *const top[] = {"channel", "kind",  "stream",  "tier",
-                                    "customer", "region", "business_type", "problem_type",
-                                    "title",   "content", NULL};
-  static const char *const cust[] = {"name", "phone", "home_region", "address", "level", NULL};
+  static const char *const top[] = {"channel",       "kind",           "stream",
+                                    "tier",          "customer",       "region",
+                                    "business_type", "problem_type",   "title",
+                                    "content",       "cause",          "business_line",
+                                    "brand",         "answer_on_spot", "area",
+                                    "gravity",       "breadth",        "urgency",
+                                    "recording_ref", "customer_signed", "appeal",
+                                    "vip",           NULL};
+  static const char *const cust[] = {"name",  "phone",         "home_region", "address",
+                                     "level", "email",         "reply_channel", NULL};
   memset(c, 0, sizeof *c);
   if (only_known(body, top, "", e)) return -1;
 
@@ -164,5 +250,63 @@ int complaint_validate(json_t *body, const refdata *ref, complaint_in *c, verr *
     return fail(e, 422, "invalid_value", "problem_type", "unknown problem_type %s", c->problem_type);
   if (str_field(body, "title", "title", true, TITLE_MAX, &c->title, e)) return -1;
   if (str_field(body, "content", "content", true, CONTENT_MAX, &c->content, e)) return -1;
+
+  if (str_field(cu, "email", "customer.email", false, EMAIL_MAX, &c->email, e)) return -1;
+  if (c->email && !email_ok(c->email))
+    return fail(e, 422, "invalid_value", "customer.email", "customer.email is not an e-mail address",
+                NULL);
+  if (str_field(cu, "reply_channel", "customer.reply_channel", false, 16, &c->reply_channel, e))
+    return -1;
+  if (one_of(c->reply_channel, "customer.reply_channel", REPLY_CHANNELS, e)) return -1;
+  if (c->reply_channel && strcmp(c->reply_channel, "email") == 0 && !c->email)
+    return fail(e, 422, "missing_field", "customer.email",
+                "答复方式为邮件时须填写邮箱 (customer.email is required for reply_channel email)",
+                NULL);
+
+  if (str_field(body, "cause", "cause", false, 32, &c->cause, e)) return -1;
+  if (one_of(c->cause, "cause", CAUSES, e)) return -1;
+  if (str_field(body, "business_line", "business_line", false, 32, &c->business_line, e)) return -1;
+  const char *line = line_of(ref->business_lines, c->business_type);
+  if (c->business_line && ref->business_lines && (!line || strcmp(line, c->business_line) != 0)) {
+    fail(e, 422, "invalid_value", "business_line", "", NULL);
+    snprintf(e->message, sizeof e->message, "business_line %s does not match business_type %s",
+             c->business_line, c->business_type);
+    return -1;
+  }
+  if (!c->business_line && line) {
+    snprintf(c->line_buf, sizeof c->line_buf, "%s", line);
+    c->business_line = c->line_buf;
+  }
+  if (str_field(body, "brand", "brand", false, 32, &c->brand, e)) return -1;
+  if (str_field(body, "area", "area", false, 16, &c->area, e)) return -1;
+  if (one_of(c->area, "area", AREAS, e)) return -1;
+  if (str_field(body, "recording_ref", "recording_ref", false, RECORDING_MAX, &c->recording_ref, e))
+    return -1;
+  if (bool_field(body, "gravity", "gravity", &c->gravity, e) ||
+      bool_field(body, "breadth", "breadth", &c->breadth, e) ||
+      bool_field(body, "urgency", "urgency", &c->urgency, e) ||
+      bool_field(body, "customer_signed", "customer_signed", &c->customer_signed, e) ||
+      bool_field(body, "vip", "vip", &c->vip, e))
+    return -1;
+  if (appeal_fields(body, c, e)) return -1;
+
+  /* an answer given on the spot closes the order at once. */
+  if (str_field(body, "answer_on_spot", "answer_on_spot", false, CONTENT_MAX, &c->answer_on_spot, e))
+    return -1;
+  if (c->answer_on_spot && strcmp(c->stream, "ordinary") != 0)
+    return fail(e, 422, "invalid_value", "answer_on_spot",
+                "升级投诉/申诉不能现场答复 (no on-the-spot answer for escalated or appeal)", NULL);
+  if (c->answer_on_spot && strcmp(c->kind, "repair") == 0)
+    return fail(e, 422, "invalid_value", "answer_on_spot",
+                "报修须上门处理，不能现场答复 (a repair cannot be answered on the spot)", NULL);
+  /* what is handed off needs the customer's phone (checked above) and address. */
+  if (!c->answer_on_spot && !c->address)
+    return fail(e, 422, "missing_field", "customer.address",
+                "转交处理须有客户电话和地址 (customer.address is required unless answered on the "
+                "spot, R-02)",
+                NULL);
+  if (c->reply_channel && strcmp(c->reply_channel, "letter") == 0 && !c->address)
+    return fail(e, 422, "missing_field", "customer.address",
+                "答复方式为信函时须填写地址 (customer.address is required for a letter)", NULL);
   return 0;
 }

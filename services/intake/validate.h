@@ -17,13 +17,23 @@ bool codeset_has(const codeset *s, const char *code);
 
 typedef struct {
   const codeset *regions, *business_types, *problem_types;
+  /* "business_type\tline" pairs (intake.business_types.line); NULL: no line check */
+  const codeset *business_lines;
 } refdata;
 
 typedef struct {
   const char *kind, *stream, *channel, *tier;
   const char *name, *phone, *address, *home_region, *level;
   const char *region, *business_type, *problem_type, *title, *content;
-} complaint_in; /* strings borrowed from the json_t */
+  /* R-07 beyond the first slice (proto Complaint 15-26, Customer 6-7) */
+  const char *email, *reply_channel;
+  const char *cause, *business_line, *brand, *answer_on_spot, *area, *recording_ref;
+  bool gravity, breadth, urgency, customer_signed, vip;
+  bool has_appeal; /* stream = appeal */
+  const char *appeal_source_body, *appeal_contact_person, *appeal_business, *appeal_nature;
+  bool appeal_filed;
+  char line_buf[64]; /* business_line filled from the business type */
+} complaint_in; /* strings borrowed from the json_t (or line_buf) */
 
 typedef struct {
   int status;
@@ -32,7 +42,7 @@ typedef struct {
   char field[64];
 } verr;
 
-enum { TITLE_MAX = 100, CONTENT_MAX = 4000, NAME_MAX_CHARS = 50, ADDRESS_MAX = 200 };
+enum { EMAIL_MAX = 254, RECORDING_MAX = 128, TITLE_MAX = 100, CONTENT_MAX = 4000, NAME_MAX_CHARS = 50, ADDRESS_MAX = 200 };
 
 /* 0 and *out filled, or -1 and *err set. */
 int complaint_validate(json_t *body, const refdata *ref, complaint_in *out, verr *err);

@@ -48,8 +48,15 @@ static const char SQL_LOOKUP_ORDER[] =
     "coalesce(router.ts_ms(w.original_promised_by), 0), coalesce(w.handler_id, ''), "
     "coalesce((SELECT u.parent FROM router.units u WHERE u.id = coalesce(w.holder_unit, "
     "w.unit_id)), ''), "
-    "coalesce((SELECT max(h.seq) FROM router.order_history h WHERE h.order_no = w.order_no), 0) "
+    "coalesce((SELECT max(h.seq) FROM router.order_history h WHERE h.order_no = w.order_no), 0), "
+    "w.tier, w.customer_level, w.vip, w.area, w.priority, w.home_region "
     "FROM router.work_orders w WHERE w.order_no = $1";
+static const char SQL_RECLASSIFY[] =
+    "UPDATE router.work_orders SET tier = $2, customer_level = $3, vip = $4::boolean, "
+    "priority = $5::int WHERE order_no = $1";
+static const char SQL_ARRIVED[] =
+    "UPDATE router.work_orders SET arrived_at = coalesce(arrived_at, router.ms_ts($2::bigint)) "
+    "WHERE order_no = $1";
 static const char SQL_STEPS_OF_ACTION[] =
     "SELECT seq, action, from_state, to_state, coalesce(from_unit, ''), coalesce(to_unit, ''), "
     "router.ts_ms(at) FROM router.order_history WHERE action_id = $1 ORDER BY seq";
@@ -86,7 +93,10 @@ typedef struct action_req {
   bool http_admin;                /* HTTP: role admin */
   char scope[32];                 /* HTTP: the token's scope */
   char *action_id, *order_no, *action, *actor, *actor_unit, *answer, *reason, *to_unit,
-      *conclusion, *responsibility, *regulator_opinion;
+      *conclusion, *responsibility, *regulator_opinion, *tier, *customer_level;
+  bool level_set, vip_set, vip;
+  char area[16], kind_name[16], stream_name[16];
+  int priority;
   int64_t at, promised_by;
   int satisfaction;
   bool at_fault, receipt_signed;
@@ -117,6 +127,8 @@ static void req_free(action_req *q) {
   free(q->conclusion);
   free(q->responsibility);
   free(q->regulator_opinion);
+  free(q->tier);
+  free(q->customer_level);
   free(q);
 }
 
@@ -375,6 +387,27 @@ static void save(action_req *q, const char *region, int64_t accepted_at) {
       at_s,
       (n->state == WF_CLOSED || n->state == WF_ANSWERED) && *q->answer ? q->answer : NULL};
   pg_tx_add(tx, SQL_SAVE, 19, v, NULL, NULL);
+  if (q->nsteps == 1 && q->steps[0].action == WA_RECLASSIFY) {
+    /* R-15 priority follows the new tier / VIP: the importance and tier parts change */
+    int tier_pts_old = strcmp(q->before.tier, "national") == 0     ? 3
+                       : strcmp(q->before.tier, "provincial") == 0 ? 2
+                                                                   : 1;
+    int tier_pts_new = strcmp(n->tier, "national") == 0     ? 3
+                       : strcmp(n->tier, "provincial") == 0 ? 2
+                                                            : 1;
+    bool imp_old = q->before.vip || level_is_vip(q->before.customer_level);
+    bool imp_new = n->vip || level_is_vip(n->customer_level);
+    int prio = q->priority - tier_pts_old + tier_pts_new - (imp_old ? 10 : 0) + (imp_new ? 10 : 0);
+    char prio_s[16];
+    snprintf(prio_s, sizeof prio_s, "%d", prio);
+    const char *rv[5] = {q->order_no, n->tier, n->customer_level, n->vip ? "true" : "false",
+                         prio_s};
+    pg_tx_add(tx, SQL_RECLASSIFY, 5, rv, NULL, NULL);
+  }
+  if (q->nsteps == 1 && q->steps[0].action == WA_ARRIVE) {
+    const char *av[2] = {q->order_no, at_s};
+    pg_tx_add(tx, SQL_ARRIVED, 2, av, NULL, NULL);
+  }
   for (int i = 0; i < q->nsteps; i++) {
     step *s = &q->steps[i];
     char seq[16];
@@ -391,6 +424,17 @@ static void save(action_req *q, const char *region, int64_t accepted_at) {
     }
     if (s->action == WA_CLOSE && q->receipt_signed)
       json_object_set_new(d, "receipt_signed", json_true());
+    if (s->action == WA_ARRIVE) {
+      char ts[40];
+      clock_format_ms(at, ts, sizeof ts);
+      json_object_set_new(d, "arrived_at", json_string(ts));
+    }
+    if (s->action == WA_RECLASSIFY)
+      json_object_set_new(d, "reclassified",
+                          json_pack("{s:s, s:s, s:s, s:s, s:b, s:b}", "tier_from", q->before.tier,
+                                    "tier", n->tier, "customer_level_from",
+                                    q->before.customer_level, "customer_level",
+                                    n->customer_level, "vip_from", q->before.vip, "vip", n->vip));
     if (s->action == WA_CONCLUDE) {
       json_object_set_new(d, "conclusion", json_string(q->conclusion));
       json_object_set_new(d, "responsibility", json_string(q->responsibility));
@@ -425,6 +469,16 @@ static void save(action_req *q, const char *region, int64_t accepted_at) {
     p.holder_unit = s->to_unit;
     p.at = at;
     p.actor = q->actor;
+    /* what the SLA-watcher recomputes deadlines from (the order as it is after the step) */
+    p.reason = q->reason;
+    p.tier = n->tier;
+    p.customer_level = n->customer_level;
+    p.promised_by = n->promised_by;
+    p.kind = q->kind_name;
+    p.stream = q->stream_name;
+    p.vip = n->vip;
+    p.area = q->area;
+    p.answer = (s->action == WA_INTERIM_REPLY || s->action == WA_ANSWER) ? q->answer : "";
     Kesu__V1__Envelope env = KESU__V1__ENVELOPE__INIT;
     env.type = EV_WORK_ORDER_STEP_CHANGED;
     env.payload_case = KESU__V1__ENVELOPE__PAYLOAD_WORK_ORDER_STEP_CHANGED;
@@ -506,7 +560,10 @@ static void on_looked_up(const pg_result_set *rs, void *arg) {
     finish(q);
     return;
   }
-  if (q->http && (!found || (!q->http_admin && !auth_scope_covers(q->scope, PQgetvalue(o, 0, 1))))) {
+  /* the raised-in region's scope, or the home region's (R-05: its centre answers) */
+  if (q->http && (!found || (!q->http_admin && !auth_scope_covers(q->scope, PQgetvalue(o, 0, 1)) &&
+                             !(*PQgetvalue(o, 0, 29) &&
+                               auth_scope_covers(q->scope, PQgetvalue(o, 0, 29)))))) {
     http_reply_error(q->http, 404, "not_found", "no such work order", NULL);
     finish(q);
     return;
@@ -555,6 +612,11 @@ static void on_looked_up(const pg_result_set *rs, void *arg) {
     refuse(q, "invalid_value", "不支持的操作 (unknown action)", "action", state_s, holder_s);
     return;
   }
+  if (a == WA_RECLASSIFY && q->handler_id) {
+    refuse(q, "forbidden", "改级由投诉中心办理 (reclassify is for the complaint centre, R-13)", NULL,
+           state_s, holder_s);
+    return;
+  }
   if (*q->to_unit && strtol(PQgetvalue(unit, 0, 0), NULL, 10) == 0) {
     refuse(q, "invalid_value", "没有这个单位 (unknown unit)", "to_unit", state_s, holder_s);
     return;
@@ -582,6 +644,13 @@ static void on_looked_up(const pg_result_set *rs, void *arg) {
   snprintf(q->old_handler, sizeof q->old_handler, "%s", PQgetvalue(o, 0, 21));
   const char *parent = PQgetvalue(o, 0, 22);
   q->last_seq = atoi(PQgetvalue(o, 0, 23));
+  snprintf(b->tier, sizeof b->tier, "%s", PQgetvalue(o, 0, 24));
+  snprintf(b->customer_level, sizeof b->customer_level, "%s", PQgetvalue(o, 0, 25));
+  b->vip = is_true(o, 26);
+  snprintf(q->area, sizeof q->area, "%s", PQgetvalue(o, 0, 27));
+  q->priority = atoi(PQgetvalue(o, 0, 28));
+  snprintf(q->kind_name, sizeof q->kind_name, "%s", PQgetvalue(o, 0, 7));
+  snprintf(q->stream_name, sizeof q->stream_name, "%s", PQgetvalue(o, 0, 6));
 
   /* A close with an answer on an order still being handled: the unit answers
    * the customer itself — each step recorded (sign, feedback, answer, close). */
@@ -622,6 +691,10 @@ static void on_looked_up(const pg_result_set *rs, void *arg) {
         .conclusion = wf_conclusion_from_name(q->conclusion),
         .responsibility = q->responsibility,
         .regulator_opinion = q->regulator_opinion,
+        .tier = *q->tier ? q->tier : NULL,
+        .customer_level = q->level_set ? q->customer_level : NULL,
+        .vip_set = q->vip_set,
+        .vip = q->vip,
     };
     wf_order before_step = cur;
     wf_verdict v = wf_apply(&cur, &req);
@@ -687,6 +760,11 @@ void actions_handle(router *r, const char *handler_id, const Kesu__V1__Action *a
   q->conclusion = dup_or_empty(a->conclusion);
   q->responsibility = dup_or_empty(a->responsibility);
   q->regulator_opinion = dup_or_empty(a->regulator_opinion);
+  q->tier = dup_or_empty(a->tier);
+  q->customer_level = dup_or_empty(a->customer_level);
+  q->level_set = *q->customer_level != '\0';
+  q->vip_set = a->vip;
+  q->vip = a->vip;
   q->at = a->at;
   q->promised_by = a->promised_by;
   q->satisfaction = a->satisfaction;
@@ -694,7 +772,7 @@ void actions_handle(router *r, const char *handler_id, const Kesu__V1__Action *a
   q->receipt_signed = a->receipt_signed;
   const char *texts[] = {q->action_id, q->order_no, q->action, q->actor, q->actor_unit,
                          q->answer, q->reason, q->to_unit, q->conclusion, q->responsibility,
-                         q->regulator_opinion};
+                         q->regulator_opinion, q->tier, q->customer_level};
   bool ok = *q->action_id && strlen(q->action_id) <= 64 && *q->order_no &&
             strlen(q->to_unit) < 32 && strlen(q->actor_unit) < 32;
   for (size_t i = 0; ok && i < sizeof texts / sizeof *texts; i++)
@@ -710,25 +788,26 @@ void actions_handle(router *r, const char *handler_id, const Kesu__V1__Action *a
 
 /* --- HTTP: POST /v1/orders/{order_no}/actions ---------------------------- */
 
-static const char *const STRING_FIELDS[] = {"action",     "answer",         "reason",
-                                            "to_unit",    "conclusion",     "responsibility",
-                                            "regulator_opinion"};
+static const char *const STRING_FIELDS[] = {
+    "action",         "answer",         "reason",         "to_unit",     "conclusion",
+    "responsibility", "regulator_opinion", "tier",        "customer_level"};
+enum { NSTRING_FIELDS = sizeof STRING_FIELDS / sizeof *STRING_FIELDS };
 
 void actions_http(router *r, struct evhttp_request *req, const auth_ctx *auth,
                   const char *order_no, json_t *body) {
   init_metrics();
   const char *key;
   json_t *value;
-  const char *strs[7] = {0};
+  const char *strs[NSTRING_FIELDS] = {0};
   int64_t promised = 0;
   int satisfaction = 0;
-  bool at_fault = false, receipt = false;
+  bool at_fault = false, receipt = false, vip_set = false, vip = false;
   json_object_foreach(body, key, value) {
     size_t i;
-    for (i = 0; i < 7; i++)
+    for (i = 0; i < NSTRING_FIELDS; i++)
       if (strcmp(key, STRING_FIELDS[i]) == 0)
         break;
-    if (i < 7) {
+    if (i < NSTRING_FIELDS) {
       if (json_is_null(value))
         continue;
       if (!json_is_string(value)) {
@@ -751,6 +830,13 @@ void actions_http(router *r, struct evhttp_request *req, const auth_ctx *auth,
         return;
       }
       satisfaction = (int)json_integer_value(value);
+    } else if (strcmp(key, "vip") == 0) {
+      if (!json_is_boolean(value)) {
+        http_reply_error(req, 422, "wrong_type", "must be true or false", key);
+        return;
+      }
+      vip_set = true;
+      vip = json_is_true(value);
     } else if (strcmp(key, "at_fault") == 0 || strcmp(key, "receipt_signed") == 0) {
       if (!json_is_boolean(value)) {
         http_reply_error(req, 422, "wrong_type", "must be true or false", key);
@@ -794,6 +880,11 @@ void actions_http(router *r, struct evhttp_request *req, const auth_ctx *auth,
   q->conclusion = dup_or_empty(strs[4]);
   q->responsibility = dup_or_empty(strs[5]);
   q->regulator_opinion = dup_or_empty(strs[6]);
+  q->tier = dup_or_empty(strs[7]);
+  q->customer_level = dup_or_empty(strs[8]);
+  q->level_set = strs[8] != NULL;
+  q->vip_set = vip_set;
+  q->vip = vip;
   q->actor = dup_or_empty(auth->name);
   q->actor_unit = strdup("");
   q->at = clock_now_ms();

@@ -17,7 +17,8 @@ static const char SQL_ORDER[] =
     "router.ts_ms(created_at), router.ts_ms(closed_at), answer, wf_state, holder_unit, "
     "dispatcher_unit, priority, repeat_of, repeat_count, "
     "(SELECT coalesce(json_agg(x.order_no ORDER BY x.created_at, x.order_no), '[]')::text "
-    " FROM router.work_orders x WHERE x.repeat_of = w.order_no) "
+    " FROM router.work_orders x WHERE x.repeat_of = w.order_no), "
+    "vip, customer_level, home_region, problem_type, area, router.ts_ms(arrived_at) "
     "FROM router.work_orders w WHERE order_no = $1";
 static const char SQL_DISPATCHES[] =
     "SELECT dispatch_id, handler_id, router.ts_ms(created_at), router.ts_ms(acked_at) "
@@ -58,7 +59,9 @@ static void on_order(const pg_result_set *rs, void *arg) {
     return;
   }
   PGresult *o = rs->res[0];
-  if (PQntuples(o) != 1 || (!ov->admin && !auth_scope_covers(ov->scope, PQgetvalue(o, 0, 2)))) {
+  if (PQntuples(o) != 1 ||
+      (!ov->admin && !auth_scope_covers(ov->scope, PQgetvalue(o, 0, 2)) &&
+       !(*PQgetvalue(o, 0, 24) && auth_scope_covers(ov->scope, PQgetvalue(o, 0, 24))))) {
     http_reply_error(req, 404, "not_found", "no such work order", NULL);
     free(ov);
     return;
@@ -84,6 +87,12 @@ static void on_order(const pg_result_set *rs, void *arg) {
   json_object_set_new(body, "repeat_count", json_integer(atoi(PQgetvalue(o, 0, 20))));
   json_t *repeats = json_loads(PQgetvalue(o, 0, 21), 0, NULL);
   json_object_set_new(body, "repeats", repeats ? repeats : json_array());
+  json_object_set_new(body, "vip", json_boolean(PQgetvalue(o, 0, 22)[0] == 't'));
+  json_object_set_new(body, "customer_level", json_text(o, 0, 23));
+  json_object_set_new(body, "home_region", json_text(o, 0, 24));
+  json_object_set_new(body, "problem_type", json_text(o, 0, 25));
+  json_object_set_new(body, "area", json_text(o, 0, 26));
+  json_object_set_new(body, "arrived_at", json_time(o, 0, 27));
   PGresult *d = rs->res[1];
   json_t *dispatches = json_array();
   for (int i = 0; i < PQntuples(d); i++)
@@ -137,7 +146,8 @@ static void get_order(struct evhttp_request *req, const auth_ctx *auth, char **s
 /* --- history and actions ------------------------------------------------- */
 
 static const char SQL_HISTORY_ORDER[] =
-    "SELECT region, wf_state, holder_unit, dispatcher_unit, order_no FROM router.work_orders "
+    "SELECT region, wf_state, holder_unit, dispatcher_unit, order_no, home_region "
+    "FROM router.work_orders "
     "WHERE order_no = $1";
 static const char SQL_HISTORY[] =
     "SELECT seq, action, actor, actor_unit, router.ts_ms(at), reason, from_unit, to_unit, answer, "
@@ -152,7 +162,10 @@ static void on_history(const pg_result_set *rs, void *arg) {
     return;
   }
   PGresult *o = rs->res[0], *h = rs->res[1];
-  if (PQntuples(o) != 1 || (!ov->admin && !auth_scope_covers(ov->scope, PQgetvalue(o, 0, 0)))) {
+  /* the raised-in region's scope, or the home region's (R-05: its centre answers) */
+  if (PQntuples(o) != 1 ||
+      (!ov->admin && !auth_scope_covers(ov->scope, PQgetvalue(o, 0, 0)) &&
+       !(*PQgetvalue(o, 0, 5) && auth_scope_covers(ov->scope, PQgetvalue(o, 0, 5))))) {
     http_reply_error(req, 404, "not_found", "no such work order", NULL);
     free(ov);
     return;

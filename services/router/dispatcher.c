@@ -166,15 +166,27 @@ static void list_remove(work_order *o) {
   o->prev = o->next = NULL;
 }
 
-int order_priority(const Kesu__V1__Complaint *c) {
+bool level_is_vip(const char *level) {
   static const char *const vip[] = {"vip", "diamond", "gold", "silver", "3g", NULL};
+  for (int i = 0; level && vip[i]; i++)
+    if (strcasecmp(level, vip[i]) == 0)
+      return true;
+  return false;
+}
+
+int order_priority(const Kesu__V1__Complaint *c) {
   int p = c->tier == KESU__V1__TIER__NATIONAL     ? 3
           : c->tier == KESU__V1__TIER__PROVINCIAL ? 2
                                                   : 1;
   const char *level = c->customer && c->customer->level ? c->customer->level : "";
-  for (int i = 0; vip[i]; i++)
-    if (strcasecmp(level, vip[i]) == 0)
-      return p + 10;
+  if (level_is_vip(level) || c->vip)
+    p += 10;
+  if (c->gravity)
+    p += 5;
+  if (c->urgency)
+    p += 4;
+  if (c->breadth)
+    p += 3;
   return p;
 }
 
@@ -1049,11 +1061,23 @@ void dispatcher_enqueue_held(dispatcher *self, const char *order_no, const char 
                              const char *region, const unsigned char *complaint,
                              size_t complaint_len, int64_t due_at, const char *dispatch_id,
                              const char *handler_id) {
-  if (!is_uuid(dispatch_id) || !text_ok(handler_id) || strmap_get(self->orders, order_no)) {
-    dispatcher_enqueue(self, order_no, unit_id, region, complaint, complaint_len, due_at);
+  dispatcher_enqueue_held_extra(self, order_no, unit_id, region, complaint, complaint_len, due_at,
+                                dispatch_id, handler_id, NULL, 0);
+}
+
+void dispatcher_enqueue_held_extra(dispatcher *self, const char *order_no, const char *unit_id,
+                                   const char *region, const unsigned char *complaint,
+                                   size_t complaint_len, int64_t due_at, const char *dispatch_id,
+                                   const char *handler_id, const unsigned char *extra,
+                                   size_t extra_len) {
+  if (!dispatch_id || !is_uuid(dispatch_id) || !handler_id || !text_ok(handler_id) ||
+      strmap_get(self->orders, order_no)) {
+    dispatcher_enqueue_extra(self, order_no, unit_id, region, complaint, complaint_len, due_at,
+                             extra, extra_len);
     return;
   }
-  dispatcher_enqueue(self, order_no, unit_id, region, complaint, complaint_len, due_at);
+  dispatcher_enqueue_extra(self, order_no, unit_id, region, complaint, complaint_len, due_at, extra,
+                           extra_len);
   work_order *o = strmap_get(self->orders, order_no);
   if (!o || o->state != ORDER_WAITING)
     return;

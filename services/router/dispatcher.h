@@ -15,6 +15,7 @@
 #ifndef KESU_ROUTER_DISPATCHER_H
 #define KESU_ROUTER_DISPATCHER_H
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,10 +29,11 @@ typedef struct dispatcher dispatcher;
 typedef void (*dispatcher_action_fn)(const char *handler_id, const Kesu__V1__Action *action,
                                      void *arg);
 
-/* R-15 priority until intake takes one: VIP/3G customers (level vip, diamond,
- * gold, silver, 3g) 10 + tier (national 3, provincial 2, general 1). Higher
- * goes first; the handler's queue uses the same rule. */
+/* R-15 priority: importance — VIP/3G customer levels (vip, diamond, gold, silver, 3g) or
+ * the VIP sub-level 10 — + gravity 5 + urgency 4 + breadth 3 + tier (national 3,
+ * provincial 2, general 1). Higher goes first; the handler's queue uses the stored value. */
 int order_priority(const Kesu__V1__Complaint *c);
+bool level_is_vip(const char *level);
 
 /* NULL if the endpoint cannot be bound. */
 dispatcher *dispatcher_new(struct event_base *base, pg_conn *pg, const char *endpoint,
@@ -50,6 +52,13 @@ void dispatcher_enqueue_held(dispatcher *self, const char *order_no, const char 
                              const char *region, const unsigned char *complaint,
                              size_t complaint_len, int64_t due_at, const char *dispatch_id,
                              const char *handler_id);
+/* dispatcher_enqueue_held with extra as in dispatcher_enqueue_extra; dispatch_id and
+ * handler_id may be NULL/invalid (then it is dispatcher_enqueue_extra). */
+void dispatcher_enqueue_held_extra(dispatcher *self, const char *order_no, const char *unit_id,
+                                   const char *region, const unsigned char *complaint,
+                                   size_t complaint_len, int64_t due_at, const char *dispatch_id,
+                                   const char *handler_id, const unsigned char *extra,
+                                   size_t extra_len);
 /* The order was closed: it leaves the dispatcher. */
 void dispatcher_forget(dispatcher *self, const char *order_no);
 /* The handler the order's current dispatch went to if it is in flight or

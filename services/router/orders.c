@@ -9,6 +9,7 @@
  * nothing. Rules are held in memory, reloaded on NOTIFY router_reference.
  */
 #include <event2/event.h>
+#include <jansson.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "router.h"
+#include "units.h"
 #include "utf8.h"
 
 static metric *m_created;
@@ -30,13 +32,30 @@ static const char SQL_RULES[] =
  * its handler, which keeps the order for the handler timeout */
 static const char SQL_OPEN_ORDERS[] =
     "SELECT w.order_no, w.unit_id, w.region, w.complaint, coalesce(d.dispatch_id::text, ''), "
-    "coalesce(d.handler_id, '') FROM router.work_orders w "
+    "coalesce(d.handler_id, ''), w.wf_state, "
+    "(SELECT coalesce(json_agg(json_build_array(h.seq, h.action, h.actor, h.actor_unit, "
+    "  router.ts_ms(h.at), coalesce(h.reason, ''), coalesce(h.from_unit, ''), "
+    "  coalesce(h.to_unit, ''), coalesce(h.answer, ''), coalesce(h.from_state, ''), "
+    "  coalesce(h.to_state, '')) ORDER BY h.seq), '[]')::text "
+    " FROM router.order_history h WHERE h.order_no = w.order_no) "
+    "FROM router.work_orders w "
     "LEFT JOIN LATERAL (SELECT x.dispatch_id, x.handler_id, x.acked_at FROM router.dispatches x "
     "  WHERE x.order_no = w.order_no ORDER BY x.seq DESC LIMIT 1) d ON d.acked_at IS NULL "
     "WHERE w.state = 'created' ORDER BY w.accepted_at, w.order_no";
+static const char SQL_UNITS[] =
+    "SELECT id, coalesce(region, ''), coalesce(parent, ''), coalesce(kind, '') FROM router.units";
 static const char SQL_CREATE[] =
-    "SELECT router.create_order_v2($1, $2, $3, $4, $5, $6, $7, $8, $9::bigint, $10::bigint, "
-    "$11::bytea, $12::uuid, $13::bigint, $14::bytea, $15, $16::int)";
+    "SELECT router.create_order_v3($1, $2, $3, $4, $5, $6, $7, $8, $9::bigint, $10::bigint, "
+    "$11::bytea, $12::uuid, $13::bigint, $14::bytea, $15, $16::int, $17, $18, $19::boolean, $20, "
+    "$21, $22, $23, $24, $25, $26, $27, $28::bigint, $29, $30::jsonb, $31::uuid, $32::bytea)";
+
+/* What the creation decided for an order, from apply to commit (units_pending). */
+typedef struct {
+  char holder[32], dispatcher[32], by[24];
+  bool closed, vip;
+  int tier; /* Kesu__V1__Tier as decided */
+  int64_t at;
+} placement;
 
 /* Due time handed to the handler: the time promised to the customer, else the
  * hard limit of the tier (R-25: 24 h general, 48 h provincial, 72 h national). */
@@ -75,25 +94,97 @@ static unsigned char *pack_complaint(const Kesu__V1__Complaint *c, size_t *len) 
   return buf;
 }
 
+static bool same_province(const char *a, const char *b) {
+  return a && b && strlen(a) >= 2 && strlen(b) >= 2 && strncmp(a, b, 2) == 0;
+}
+
+static void set32(char *dst, const char *src) { snprintf(dst, 32, "%s", src ? src : ""); }
+
+/* Who holds the new order and who dispatched it; the tier and VIP sub-level.
+ * eff is the complaint as the order keeps it (tier, vip decided here). */
+static void place(router *r, const Kesu__V1__Complaint *c, Kesu__V1__Complaint *eff,
+                  placement *pl) {
+  const char *home = c->customer && c->customer->home_region && *c->customer->home_region
+                         ? c->customer->home_region
+                         : str(c->region);
+  /* every cross-province complaint is national; never lower than intake said. */
+  bool cross = *str(c->region) && !same_province(home, c->region);
+  if (eff->tier == KESU__V1__TIER__TIER_UNSPECIFIED)
+    eff->tier = KESU__V1__TIER__GENERAL;
+  if (cross)
+    eff->tier = KESU__V1__TIER__NATIONAL;
+  const char *level = c->customer && c->customer->level ? c->customer->level : "";
+  eff->vip = eff->tier >= KESU__V1__TIER__PROVINCIAL && (c->vip || level_is_vip(level));
+  /* a cross-province complaint goes to the home region. */
+  const char *unit = r->rules ? routing_rules_choose(r->rules, cross ? home : str(c->region)) : NULL;
+  if (!unit) {
+    log_warn("orders: no routing rule matches region %s (order %s); it goes to handlers "
+             "serving all units",
+             cross ? home : str(c->region), c->order_no);
+    unit = "";
+  }
+  memset(pl, 0, sizeof *pl);
+  set32(pl->holder, unit);
+  set32(pl->dispatcher, *unit ? unit_tree_centre_of(r->units, unit) : "hq");
+  snprintf(pl->by, sizeof pl->by, "routing_rules");
+  const char *pc = unit_tree_province_centre(r->units, home);
+  if (c->stream == KESU__V1__STREAM__ESCALATED || c->stream == KESU__V1__STREAM__APPEAL) {
+    /* HQ dispatches to the province centre of the home region. */
+    const char *hq = unit_tree_hq(r->units);
+    set32(pl->dispatcher, hq ? hq : "hq");
+    set32(pl->holder, pc ? pc : pl->dispatcher);
+    snprintf(pl->by, sizeof pl->by, "hq");
+  } else if (cross && pc) {
+    /* answered by the home-region centre */
+    set32(pl->holder, pc);
+    set32(pl->dispatcher, pc);
+    snprintf(pl->by, sizeof pl->by, "home_centre");
+  } else if (!*str(c->problem_type)) {
+    /* SPEC §5: type unknown → the business-owner department of the business line */
+    const char *bo = unit_tree_business_owner(r->units, pl->dispatcher, str(c->business_line));
+    if (bo) {
+      set32(pl->holder, bo);
+      snprintf(pl->by, sizeof pl->by, "business_owner");
+    }
+  }
+  pl->closed = *str(c->answer_on_spot) != '\0';
+  pl->tier = (int)eff->tier;
+  pl->vip = eff->vip;
+}
+
+static unsigned char *pack_event(Kesu__V1__Envelope *out, const char *type, const char *order_no,
+                                 const char *region, int64_t now, char event_id[37],
+                                 size_t *len) {
+  uuid_v4(event_id);
+  out->producer = "router";
+  out->event_id = event_id;
+  out->type = (char *)type;
+  out->occurred_at = now;
+  out->order_no = (char *)order_no;
+  out->region = (char *)region;
+  return envelope_pack(out, len);
+}
+
 static void on_apply(pg_tx *tx, const Kesu__V1__Envelope *env, void *arg) {
   router *r = arg;
   const Kesu__V1__Complaint *c = complaint_of(env);
   if (!c)
     return;
-  const char *unit = routing_rules_choose(r->rules, str(c->region));
-  if (!unit) {
-    log_warn("orders: no routing rule matches region %s (order %s); it goes to handlers "
-             "serving all units",
-             str(c->region), c->order_no);
-    unit = "";
-  }
+  Kesu__V1__Complaint eff = *c;
+  placement pl;
+  place(r, c, &eff, &pl);
+  int64_t now = clock_now_ms();
+  pl.at = pl.closed ? (c->accepted_at > 0 ? c->accepted_at : now) : now;
   size_t clen;
-  unsigned char *cbuf = pack_complaint(c, &clen);
+  unsigned char *cbuf = pack_complaint(&eff, &clen);
+  const char *level = c->customer && c->customer->level ? c->customer->level : "";
+  const char *home = c->customer && c->customer->home_region ? c->customer->home_region : "";
+  int prio = order_priority(&eff);
 
   Kesu__V1__WorkOrderCreated p = KESU__V1__WORK_ORDER_CREATED__INIT;
   p.order_no = c->order_no;
-  p.unit_id = (char *)unit;
-  p.tier = c->tier;
+  p.unit_id = pl.holder;
+  p.tier = eff.tier;
   p.kind = c->kind;
   p.accepted_at = c->accepted_at;
   p.promised_by = c->promised_by;
@@ -101,37 +192,56 @@ static void on_apply(pg_tx *tx, const Kesu__V1__Envelope *env, void *arg) {
   p.channel = c->channel;
   p.business_type = c->business_type;
   p.stream = c->stream;
-  p.customer_level = (char *)(c->customer && c->customer->level ? c->customer->level : "");
-  char event_id[37];
-  uuid_v4(event_id);
-  int64_t now = clock_now_ms();
+  p.customer_level = (char *)level;
+  p.area = (char *)str(c->area);
+  p.vip = eff.vip;
+  p.priority = prio;
+  p.problem_type = (char *)str(c->problem_type);
+  p.dispatcher_unit = pl.dispatcher;
+  p.home_region = (char *)home;
+  char event_id[37], closed_id[37] = "";
   Kesu__V1__Envelope out = KESU__V1__ENVELOPE__INIT;
-  out.producer = "router";
-  out.event_id = event_id;
-  out.type = EV_WORK_ORDER_CREATED;
-  out.occurred_at = now;
-  out.order_no = c->order_no;
-  out.region = c->region;
   out.payload_case = KESU__V1__ENVELOPE__PAYLOAD_WORK_ORDER_CREATED;
   out.work_order_created = &p;
-  size_t elen;
-  unsigned char *ebuf = envelope_pack(&out, &elen);
+  size_t elen, xlen = 0;
+  unsigned char *ebuf =
+      pack_event(&out, EV_WORK_ORDER_CREATED, c->order_no, str(c->region), now, event_id, &elen);
+  unsigned char *xbuf = NULL;
+  if (pl.closed) {
+    /* answered on the spot — a work order all the same, closed at once */
+    Kesu__V1__WorkOrderClosed w = KESU__V1__WORK_ORDER_CLOSED__INIT;
+    w.order_no = c->order_no;
+    w.unit_id = pl.holder;
+    w.closed_at = pl.at;
+    w.answer = c->answer_on_spot;
+    w.actor = (char *)str(c->first_receiver);
+    w.accepted_at = c->accepted_at;
+    Kesu__V1__Envelope x = KESU__V1__ENVELOPE__INIT;
+    x.payload_case = KESU__V1__ENVELOPE__PAYLOAD_WORK_ORDER_CLOSED;
+    x.work_order_closed = &w;
+    xbuf = pack_event(&x, EV_WORK_ORDER_CLOSED, c->order_no, str(c->region), now, closed_id, &xlen);
+  }
 
-  char accepted[24], promised[24], now_s[24];
+  char accepted[24], promised[24], now_s[24], at_s[24], prio_s[16];
   snprintf(accepted, sizeof accepted, "%" PRId64, c->accepted_at);
   snprintf(promised, sizeof promised, "%" PRId64, c->promised_by);
   snprintf(now_s, sizeof now_s, "%" PRId64, now);
-  char prio[16];
-  snprintf(prio, sizeof prio, "%d", order_priority(c));
+  snprintf(at_s, sizeof at_s, "%" PRId64, pl.at);
+  snprintf(prio_s, sizeof prio_s, "%d", prio);
+  char details[64];
+  snprintf(details, sizeof details, "{\"by\":\"%s\"}", pl.closed ? "first_receiver" : pl.by);
   const char *phone = c->customer && c->customer->phone && utf8_ok(c->customer->phone)
                           ? c->customer->phone
                           : "";
-  const char *v[16] = {c->order_no,
-                       unit,
+  bool texts_ok = utf8_ok(level) && utf8_ok(home) && utf8_ok(str(c->area)) &&
+                  utf8_ok(str(c->problem_type)) && utf8_ok(str(c->answer_on_spot)) &&
+                  utf8_ok(str(c->first_receiver));
+  const char *v[32] = {c->order_no,
+                       pl.holder,
                        str(c->region),
                        kind_name(c->kind),
                        stream_name(c->stream),
-                       tier_name(c->tier),
+                       tier_name(eff.tier),
                        channel_name(c->channel),
                        str(c->business_type),
                        accepted,
@@ -141,17 +251,38 @@ static void on_apply(pg_tx *tx, const Kesu__V1__Envelope *env, void *arg) {
                        now_s,
                        (const char *)ebuf,
                        phone,
-                       prio};
-  int lens[16] = {0};
-  int fmts[16] = {0};
+                       prio_s,
+                       pl.dispatcher,
+                       pl.closed ? "closed" : "dispatched",
+                       eff.vip ? "true" : "false",
+                       texts_ok ? str(c->area) : "",
+                       texts_ok ? level : "",
+                       texts_ok ? str(c->problem_type) : "",
+                       texts_ok ? home : "",
+                       pl.closed ? "answer_on_spot" : "dispatch",
+                       pl.closed && texts_ok ? str(c->first_receiver) : "router",
+                       pl.closed ? pl.holder : pl.dispatcher,
+                       pl.closed ? pl.holder : pl.dispatcher,
+                       at_s,
+                       pl.closed && texts_ok ? c->answer_on_spot : NULL,
+                       details,
+                       pl.closed ? closed_id : NULL,
+                       (const char *)xbuf};
+  int lens[32] = {0};
+  int fmts[32] = {0};
   lens[10] = (int)clen;
   fmts[10] = 1;
   lens[13] = (int)elen;
   fmts[13] = 1;
-  pg_tx_add(tx, SQL_CREATE, 16, v, lens, fmts);
+  lens[31] = (int)xlen;
+  fmts[31] = 1;
+  pg_tx_add(tx, SQL_CREATE, 32, v, lens, fmts);
   free(cbuf);
   free(ebuf);
-  free(strmap_put(r->units_pending, c->order_no, strdup(unit)));
+  free(xbuf);
+  placement *keep = malloc(sizeof *keep);
+  *keep = pl;
+  free(strmap_put(r->units_pending, c->order_no, keep));
 }
 
 static void on_committed(const Kesu__V1__Envelope *env, void *arg) {
@@ -159,14 +290,45 @@ static void on_committed(const Kesu__V1__Envelope *env, void *arg) {
   const Kesu__V1__Complaint *c = complaint_of(env);
   if (!c)
     return;
-  char *unit = strmap_remove(r->units_pending, c->order_no);
-  size_t clen;
-  unsigned char *cbuf = pack_complaint(c, &clen);
-  dispatcher_enqueue(r->dispatcher, c->order_no, unit ? unit : "", str(c->region), cbuf, clen,
-                     due_at_of(c));
-  free(cbuf);
-  free(unit);
+  placement *pl = strmap_remove(r->units_pending, c->order_no);
   metric_add(m_created, 1);
+  if (!pl || pl->closed) {
+    /* answered on the spot: nothing to dispatch (no placement: not created here) */
+    free(pl);
+    return;
+  }
+  Kesu__V1__Complaint eff = *c; /* the tier and VIP sub-level as stored */
+  eff.tier = (Kesu__V1__Tier)pl->tier;
+  eff.vip = pl->vip;
+  size_t clen;
+  unsigned char *cbuf = pack_complaint(&eff, &clen);
+  /* The first dispatch carries the first history step (written in the same transaction). */
+  Kesu__V1__HistoryEntry h = KESU__V1__HISTORY_ENTRY__INIT;
+  h.order_no = c->order_no;
+  h.seq = 1;
+  h.action = "dispatch";
+  h.actor = "router";
+  h.actor_unit = pl->dispatcher;
+  h.at = pl->at;
+  h.reason = "";
+  h.from_unit = pl->dispatcher;
+  h.to_unit = pl->holder;
+  h.answer = "";
+  h.from_state = "accepted";
+  h.to_state = "dispatched";
+  Kesu__V1__HistoryEntry *hp[1] = {&h};
+  Kesu__V1__WorkOrder x = KESU__V1__WORK_ORDER__INIT;
+  x.wf_state = "dispatched";
+  x.history = hp;
+  x.n_history = 1;
+  size_t xlen = kesu__v1__work_order__get_packed_size(&x);
+  unsigned char *xb = malloc(xlen ? xlen : 1);
+  kesu__v1__work_order__pack(&x, xb);
+  dispatcher_enqueue_extra(r->dispatcher, c->order_no, pl->holder, str(c->region), cbuf, clen,
+                           due_at_of(c), xb, xlen);
+  free(xb);
+  free(cbuf);
+  free(pl);
 }
 
 static void start_consumer(router *r) {
@@ -189,6 +351,49 @@ static void start_consumer(router *r) {
 
 /* --- start-up: orders not yet acknowledged ------------------------------- */
 
+/* A packed WorkOrder with wf_state and the history rows given as a JSON array of
+ * [seq, action, actor, actor_unit, at_ms, reason, from_unit, to_unit, answer, from_state,
+ * to_state]; NULL if there is none. */
+static unsigned char *history_extra(const char *order_no, const char *wf_state, const char *json,
+                                    size_t *len) {
+  json_t *a = json_loads(json, 0, NULL);
+  size_t n = json_is_array(a) ? json_array_size(a) : 0;
+  if (!n) {
+    json_decref(a);
+    return NULL;
+  }
+  Kesu__V1__HistoryEntry *e = calloc(n, sizeof *e);
+  Kesu__V1__HistoryEntry **ep = calloc(n, sizeof *ep);
+  for (size_t i = 0; i < n; i++) {
+    json_t *row = json_array_get(a, i);
+    kesu__v1__history_entry__init(&e[i]);
+    e[i].order_no = (char *)order_no;
+    e[i].seq = (int32_t)json_integer_value(json_array_get(row, 0));
+    char **f[] = {&e[i].action,  &e[i].actor,  &e[i].actor_unit, NULL,
+                  &e[i].reason,  &e[i].from_unit, &e[i].to_unit, &e[i].answer,
+                  &e[i].from_state, &e[i].to_state};
+    for (size_t k = 0; k < sizeof f / sizeof *f; k++) {
+      if (!f[k])
+        continue;
+      const char *v = json_string_value(json_array_get(row, k + 1));
+      *f[k] = (char *)(v ? v : "");
+    }
+    e[i].at = (int64_t)json_integer_value(json_array_get(row, 4));
+    ep[i] = &e[i];
+  }
+  Kesu__V1__WorkOrder x = KESU__V1__WORK_ORDER__INIT;
+  x.wf_state = (char *)wf_state;
+  x.history = ep;
+  x.n_history = n;
+  *len = kesu__v1__work_order__get_packed_size(&x);
+  unsigned char *buf = malloc(*len ? *len : 1);
+  kesu__v1__work_order__pack(&x, buf);
+  free(ep);
+  free(e);
+  json_decref(a);
+  return buf;
+}
+
 static void on_open_orders(const pg_result_set *rs, void *arg) {
   router *r = arg;
   r->orders_reloading = false;
@@ -208,15 +413,17 @@ static void on_open_orders(const pg_result_set *rs, void *arg) {
                 PQgetvalue(res, i, 0));
       continue;
     }
-    if (*PQgetvalue(res, i, 4)) {
+    /* the dispatch carries the workflow state and the history so far */
+    size_t xlen = 0;
+    unsigned char *xb = history_extra(PQgetvalue(res, i, 0), PQgetvalue(res, i, 6),
+                                      PQgetvalue(res, i, 7), &xlen);
+    if (*PQgetvalue(res, i, 4))
       held++;
-      dispatcher_enqueue_held(r->dispatcher, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
-                              PQgetvalue(res, i, 2), cb, clen, due_at_of(c),
-                              PQgetvalue(res, i, 4), PQgetvalue(res, i, 5));
-    } else {
-      dispatcher_enqueue(r->dispatcher, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
-                         PQgetvalue(res, i, 2), cb, clen, due_at_of(c));
-    }
+    dispatcher_enqueue_held_extra(r->dispatcher, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+                                  PQgetvalue(res, i, 2), cb, clen, due_at_of(c),
+                                  *PQgetvalue(res, i, 4) ? PQgetvalue(res, i, 4) : NULL,
+                                  *PQgetvalue(res, i, 4) ? PQgetvalue(res, i, 5) : NULL, xb, xlen);
+    free(xb);
     kesu__v1__complaint__free_unpacked(c, NULL);
   }
   r->orders_reloaded = true;
@@ -323,9 +530,17 @@ static void on_rules(const pg_result_set *rs, void *arg) {
   for (int i = 0; i < PQntuples(res); i++)
     routing_rules_add(rules, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
                       atoi(PQgetvalue(res, i, 2)));
+  unit_tree *units = unit_tree_new();
+  PGresult *ur = rs->res[1];
+  for (int i = 0; i < PQntuples(ur); i++)
+    unit_tree_add(units, PQgetvalue(ur, i, 0), PQgetvalue(ur, i, 1), PQgetvalue(ur, i, 2),
+                  PQgetvalue(ur, i, 3));
+  unit_tree_destroy(&r->units);
+  r->units = units;
   routing_rules_destroy(&r->rules);
   r->rules = rules;
-  log_info("orders: %zu routing rules loaded", routing_rules_count(rules));
+  log_info("orders: %zu routing rules, %zu units loaded", routing_rules_count(rules),
+           unit_tree_count(units));
   if (routing_rules_count(rules) == 0)
     log_warn("orders: no routing rules (kesuctl load): every order goes to handlers serving all "
              "units");
@@ -338,6 +553,7 @@ static void load_rules(router *r) {
   r->rules_loading = true;
   pg_tx *tx = pg_tx_new();
   pg_tx_add(tx, SQL_RULES, 0, NULL, NULL, NULL);
+  pg_tx_add(tx, SQL_UNITS, 0, NULL, NULL, NULL);
   pg_conn_submit(r->pg, tx, on_rules, r);
 }
 
@@ -385,4 +601,5 @@ void orders_stop(router *r) {
   strmap_destroy(&r->units_pending);
   strmap_destroy(&r->order_busy);
   routing_rules_destroy(&r->rules);
+  unit_tree_destroy(&r->units);
 }

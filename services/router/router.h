@@ -20,6 +20,7 @@
 #include "pg.h"
 #include "rules.h"
 #include "strmap.h"
+#include "units.h"
 
 struct event_base;
 typedef struct dispatcher dispatcher;
@@ -35,6 +36,7 @@ typedef struct router {
   dispatcher *dispatcher;
   consumer *intake;     /* created once rules and open orders are loaded */
   routing_rules *rules; /* NULL until first loaded */
+  unit_tree *units;     /* router.units, loaded with the rules */
   bool rules_loading, orders_reloading, orders_reloaded;
   strmap *units_pending;     /* order_no -> unit chosen in apply (malloc'd), until committed */
   struct event *orders_tick; /* retries loading rules / open orders until both are in */

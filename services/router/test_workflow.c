@@ -10,15 +10,15 @@
 
 /* allowed[state] = the actions that state accepts (ordinary complaint, with
  * the stream/kind/flags each action needs — see context()). */
-static const wf_action allowed[WF_NSTATES][10] = {
-    [WF_ACCEPTED] = {WA_ANSWER_ON_SPOT, WA_REVIEW, WA_DISPATCH, WA_NACTIONS},
-    [WF_REVIEW] = {WA_DISPATCH, WA_ANSWER, WA_NACTIONS},
+static const wf_action allowed[WF_NSTATES][14] = {
+    [WF_ACCEPTED] = {WA_ANSWER_ON_SPOT, WA_REVIEW, WA_DISPATCH, WA_RECLASSIFY, WA_NACTIONS},
+    [WF_REVIEW] = {WA_DISPATCH, WA_ANSWER, WA_RECLASSIFY, WA_NACTIONS},
     [WF_DISPATCHED] = {WA_SIGN, WA_RETURN, WA_TRANSFER, WA_ESCALATE, WA_RECOMMIT, WA_INTERIM_REPLY,
-                       WA_NACTIONS},
+                       WA_RECLASSIFY, WA_NACTIONS},
     [WF_HANDLING] = {WA_RETURN, WA_TRANSFER, WA_ASSIST, WA_ASSIST_FEEDBACK, WA_ESCALATE, WA_RECOMMIT,
-                     WA_INTERIM_REPLY, WA_FEEDBACK, WA_NACTIONS},
-    [WF_FEEDBACK] = {WA_ANSWER, WA_NACTIONS},
-    [WF_ANSWERED] = {WA_HQ_REVIEW, WA_CONCLUDE, WA_CLOSE, WA_NACTIONS},
+                     WA_INTERIM_REPLY, WA_FEEDBACK, WA_ARRIVE, WA_RECLASSIFY, WA_NACTIONS},
+    [WF_FEEDBACK] = {WA_ANSWER, WA_RECLASSIFY, WA_NACTIONS},
+    [WF_ANSWERED] = {WA_HQ_REVIEW, WA_CONCLUDE, WA_CLOSE, WA_RECLASSIFY, WA_NACTIONS},
     [WF_CLOSED] = {WA_CALLBACK, WA_REOPEN, WA_ARCHIVE, WA_NACTIONS},
     [WF_ARCHIVED] = {WA_NACTIONS},
 };
@@ -30,7 +30,8 @@ static const wf_state expected_next[WA_NACTIONS] = {
     [WA_ESCALATE] = WF_DISPATCHED,   [WA_RECOMMIT] = -1,          [WA_INTERIM_REPLY] = -1,
     [WA_FEEDBACK] = WF_FEEDBACK,     [WA_ANSWER] = WF_ANSWERED,   [WA_HQ_REVIEW] = WF_ANSWERED,
     [WA_CONCLUDE] = WF_ANSWERED,     [WA_CLOSE] = WF_CLOSED,      [WA_CALLBACK] = WF_CLOSED,
-    [WA_REOPEN] = WF_HANDLING,       [WA_ARCHIVE] = WF_ARCHIVED,
+    [WA_REOPEN] = WF_HANDLING,       [WA_ARCHIVE] = WF_ARCHIVED,  [WA_ARRIVE] = -1,
+    [WA_RECLASSIFY] = -1,
 };
 
 static bool is_allowed(wf_state s, wf_action a) {
@@ -65,6 +66,9 @@ static void context(wf_state s, wf_action a, wf_order *o, wf_request *r) {
   if (a == WA_ASSIST_FEEDBACK) o->open_assists = 1;
   if (a == WA_REOPEN) o->called_back = o->handling_at_fault = true;
   if (a == WA_ESCALATE) r->to_unit = "sh-city";
+  if (a == WA_ARRIVE) o->kind = WK_REPAIR;
+  strcpy(o->tier, "general");
+  r->tier = "national";
 }
 
 static void every_state_and_action(void **st) {
@@ -224,6 +228,47 @@ static void callback_at_fault_reopens(void **st) {
   assert_int_equal(o.state, WF_HANDLING);
 }
 
+static void arrive_is_recorded_for_repairs_only(void **st) {
+  wf_order o = fresh(WF_HANDLING);
+  wf_verdict v = run(&o, WA_ARRIVE, NULL);
+  assert_int_equal(v.status, 409); /* a complaint has no arrival */
+  assert_int_equal(o.arrivals, 0);
+  o.kind = WK_REPAIR;
+  assert_int_equal(run(&o, WA_ARRIVE, NULL).status, 0);
+  assert_int_equal(o.state, WF_HANDLING);
+  assert_int_equal(o.arrivals, 1);
+  o = fresh(WF_DISPATCHED);
+  o.kind = WK_REPAIR;
+  assert_int_equal(run(&o, WA_ARRIVE, NULL).status, 409); /* sign first */
+}
+
+static void no_change(wf_request *r) { r->tier = NULL; }
+static void bad_tier(wf_request *r) { r->tier = "cosmic"; }
+static void gold_vip(wf_request *r) {
+  r->tier = NULL;
+  r->customer_level = "gold";
+  r->vip_set = r->vip = true;
+}
+
+static void reclassify_changes_tier_level_and_vip(void **st) {
+  wf_order o = fresh(WF_HANDLING);
+  wf_verdict v = run(&o, WA_RECLASSIFY, no_change);
+  assert_int_equal(v.status, 422);
+  assert_string_equal(v.field, "tier");
+  v = run(&o, WA_RECLASSIFY, bad_tier);
+  assert_int_equal(v.status, 422);
+  assert_string_equal(o.tier, "general");
+  assert_int_equal(run(&o, WA_RECLASSIFY, NULL).status, 0);
+  assert_string_equal(o.tier, "national");
+  assert_int_equal(o.state, WF_HANDLING);
+  assert_int_equal(run(&o, WA_RECLASSIFY, gold_vip).status, 0);
+  assert_string_equal(o.tier, "national"); /* unchanged */
+  assert_string_equal(o.customer_level, "gold");
+  assert_true(o.vip);
+  o = fresh(WF_CLOSED);
+  assert_int_equal(run(&o, WA_RECLASSIFY, NULL).status, 409);
+}
+
 static void names_round_trip(void **st) {
   for (int a = 0; a < WA_NACTIONS; a++) assert_int_equal(wf_action_from_name(wf_action_name(a)), a);
   for (int s = 0; s < WF_NSTATES; s++) assert_int_equal(wf_state_from_name(wf_state_name(s)), s);
@@ -244,6 +289,8 @@ int main(void) {
       cmocka_unit_test(appeals_need_a_conclusion_and_are_archived),
       cmocka_unit_test(repairs_need_the_signed_receipt),
       cmocka_unit_test(callback_at_fault_reopens),
+      cmocka_unit_test(arrive_is_recorded_for_repairs_only),
+      cmocka_unit_test(reclassify_changes_tier_level_and_vip),
       cmocka_unit_test(names_round_trip),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

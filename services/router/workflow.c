@@ -12,7 +12,7 @@ static const char *const action_names[WA_NACTIONS] = {
     "answer_on_spot", "review",   "dispatch",      "sign",     "return",   "transfer",
     "assist",         "assist_feedback", "escalate", "recommit", "interim_reply", "feedback",
     "answer",         "hq_review", "conclude",     "close",    "callback", "reopen",
-    "archive"};
+    "archive",        "arrive",   "reclassify"};
 
 const char *wf_state_name(wf_state s) { return s < WF_NSTATES ? state_names[s] : "?"; }
 const char *wf_action_name(wf_action a) { return a < WA_NACTIONS ? action_names[a] : "?"; }
@@ -217,6 +217,30 @@ wf_verdict wf_apply(wf_order *o, const wf_request *r) {
     if (o->stream != WS_APPEAL) return refuse(409, "conflict", NULL, "只有申诉归档 (appeals only)");
     n.state = WF_ARCHIVED;
     break;
+  case WA_ARRIVE:
+    if (!in(o->state, S(WF_HANDLING))) return wrong_state(o, a);
+    if (o->kind != WK_REPAIR)
+      return refuse(409, "conflict", NULL, "只有报修记录到场 (arrive is for repairs only)");
+    n.arrivals++;
+    break;
+  case WA_RECLASSIFY: {
+    if (!in(o->state, S(WF_ACCEPTED) | S(WF_REVIEW) | S(WF_DISPATCHED) | S(WF_HANDLING) |
+                          S(WF_FEEDBACK) | S(WF_ANSWERED)))
+      return wrong_state(o, a);
+    bool tier = !blank(r->tier), level = r->customer_level != NULL;
+    if (!tier && !level && !r->vip_set)
+      return refuse(422, "missing_field", "tier",
+                    "须给出新的级别、客户等级或VIP (tier, customer_level or vip is required)");
+    if (tier && strcmp(r->tier, "general") != 0 && strcmp(r->tier, "provincial") != 0 &&
+        strcmp(r->tier, "national") != 0)
+      return refuse(422, "invalid_value", "tier", "tier: general | provincial | national");
+    if (level && strlen(r->customer_level) >= sizeof n.customer_level)
+      return refuse(422, "too_long", "customer_level", "customer_level is too long");
+    if (tier) snprintf(n.tier, sizeof n.tier, "%s", r->tier);
+    if (level) snprintf(n.customer_level, sizeof n.customer_level, "%s", r->customer_level);
+    if (r->vip_set) n.vip = r->vip;
+    break;
+  }
   default:
     return refuse(422, "invalid_value", "action", "unknown action");
   }

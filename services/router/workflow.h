@@ -13,6 +13,8 @@
  *   escalated stream: answered ─hq_review→ answered; callback before close (R-20)
  *   appeal: answered ─conclude→ answered; closed ─archive→ archived   (R-21)
  *   repair: close needs the customer-signed receipt                    (R-22)
+ *   repair: handling ─arrive→ handling (the repair team is on site)      (R-22, R-29)
+ *   accepted…answered ─reclassify→ same state (tier / customer level / VIP; R-13, R-35)
  */
 #ifndef KESU_ROUTER_WORKFLOW_H
 #define KESU_ROUTER_WORKFLOW_H
@@ -27,7 +29,8 @@ typedef enum {
 typedef enum {
   WA_ANSWER_ON_SPOT, WA_REVIEW, WA_DISPATCH, WA_SIGN, WA_RETURN, WA_TRANSFER, WA_ASSIST,
   WA_ASSIST_FEEDBACK, WA_ESCALATE, WA_RECOMMIT, WA_INTERIM_REPLY, WA_FEEDBACK, WA_ANSWER,
-  WA_HQ_REVIEW, WA_CONCLUDE, WA_CLOSE, WA_CALLBACK, WA_REOPEN, WA_ARCHIVE, WA_NACTIONS
+  WA_HQ_REVIEW, WA_CONCLUDE, WA_CLOSE, WA_CALLBACK, WA_REOPEN, WA_ARCHIVE, WA_ARRIVE,
+  WA_RECLASSIFY, WA_NACTIONS
 } wf_action;
 
 /* Appeal conclusions, exactly one at closure. */
@@ -51,6 +54,10 @@ typedef struct {
   wf_conclusion conclusion;
   bool responsibility_set, regulator_opinion_set;
   int64_t promised_by, original_promised_by;
+  char tier[16];            /* general | provincial | national */
+  char customer_level[32];
+  bool vip;                 /* R-13 VIP sub-level */
+  int arrivals;             /* repair: arrive steps recorded */
 } wf_order;
 
 /* One action as posted. Strings may be NULL. */
@@ -68,6 +75,9 @@ typedef struct {
   wf_conclusion conclusion;       /* conclude */
   const char *responsibility;     /* conclude */
   const char *regulator_opinion;  /* conclude */
+  const char *tier;               /* reclassify: general | provincial | national (NULL: same) */
+  const char *customer_level;     /* reclassify (NULL: same) */
+  bool vip_set, vip;              /* reclassify: the VIP sub-level, when vip_set */
 } wf_request;
 
 typedef struct {

@@ -40,7 +40,8 @@ async function api(url, opts = {}) {
       method: "POST",
       body: JSON.stringify({
         channel: "website", region: "320102", business_type: "broadband",
-        customer: { name: "看板测试", phone: "13700001111", home_region: "320102" },
+        customer: { name: "看板测试", phone: "13700001111", home_region: "320102",
+                    address: "南京市玄武区中山路1号" },
         title: "看板实时更新测试", content: "提交后看板应当自动刷新计数并显示事件。",
       }),
     });
