@@ -1,8 +1,11 @@
 """Issue 3: the handler's workbench page in headless Chromium — a staff member
 opens it, finds the order in the queue (with its countdown), opens the detail
 and history, signs it, closes it with an answer; the result is checked through
-the router's API. A refused action shows the server's Chinese message; the
-queue sorts by priority then time left and paints overdue orders red. A
+the router's API. A refused action shows the server's Chinese message and is
+listed under 被拒操作 with it; a second order is transferred with a reason
+through the form; the header says whether the centre is reachable and what
+waits for it; the queue sorts by priority then time left and paints overdue
+orders red. A
 screenshot is kept in tests/artifacts/workbench.png (and the made-up queue
 in workbench-queue.png)."""
 import json
@@ -51,6 +54,14 @@ def test_workbench_sign_and_close_in_browser(system):
                   "address": "上海市黄浦区南京东路100号"}))
     assert r.status_code == 201, r.text
     no = r.json()["order_no"]
+    r = system.post("intake", "/v1/complaints", complaint(
+        region="310101", title="工作台测试：地址不属本区",
+        customer={"name": "转派", "phone": "13900001235", "home_region": "310101",
+                  "address": "上海市徐汇区漕溪北路1号"}))
+    assert r.status_code == 201, r.text
+    no2 = r.json()["order_no"]
+    wait_for(lambda: system.get("router", "/v1/orders/" + no2).json().get("state") == "dispatched",
+             what="second order dispatched")
     wait_for(lambda: any(o["order_no"] == no for o in
                          system.get("handler", "/v1/queue", token=staff).json()["orders"]),
              what="order in the handler queue")
@@ -58,7 +69,7 @@ def test_workbench_sign_and_close_in_browser(system):
              what="dispatched")
 
     p = subprocess.run([NODE, os.path.join(ROOT, "tests", "browser", "workbench.js"),
-                        system["handler"].url(""), staff, no, shot],
+                        system["handler"].url(""), staff, no, shot, no2],
                        capture_output=True, text=True, timeout=180, cwd=ROOT)
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout.strip().splitlines()[-1])
@@ -104,9 +115,29 @@ def test_workbench_sign_and_close_in_browser(system):
     assert [a["action"] for a in hh["actions"]] == ["sign", "close", "sign"]
     assert [a["ok"] for a in hh["actions"]] == [True, True, False]
 
+    # the refused sign is listed with the centre's reason; the link is up
+    assert out["refusedRow"][1] == no and out["refusedRow"][2] == "签收", out["refusedRow"]
+    refusal = hh["actions"][2]["message"]
+    assert refusal and out["refusedRow"][4] == refusal and "已结办" in refusal, out["refusedRow"]
+    assert out["link"]["up"] == "true" and out["link"]["text"].startswith("中心连接正常"), out
+    assert out["arriveButton"] == "到达现场"
+    # the second order, transferred with a reason through the form
+    assert out["transfer"]["cls"] == "ok" and "sh-xh" in out["transfer"]["text"], out["transfer"]
+    assert ["转派", "sh-hp → sh-xh", "用户地址属徐汇区，转徐汇分公司处理"] in out["transferHistory"]
+    o2 = system.get("router", "/v1/orders/" + no2).json()
+    assert o2["holder_unit"] == "sh-xh", o2
+    t = [s for s in system.get("router", "/v1/orders/%s/history" % no2).json()["history"]
+         if s["action"] == "transfer"]
+    assert [(s["from_unit"], s["to_unit"], s["reason"], s["actor"]) for s in t] == [
+        ("sh-hp", "sh-xh", "用户地址属徐汇区，转徐汇分公司处理", "wb-staff")]
+
     # sort: priority first, then time left, no deadline last; overdue in red
     assert out["fakeOrder"] == ["F-VIP", "F-LATE", "F-LATER", "F-NODUE"], out["fakeOrder"]
     assert out["overdue"]["text"].startswith("超时 ") and "overdue" in out["overdue"]["cls"]
     assert out["overdue"]["color"] == "rgb(192, 57, 43)"
     assert "overdue" not in out["notOverdue"]["cls"]
+    # the centre out of reach: said in the header with what waits; refusals listed
+    assert out["linkDown"] == "中心连接中断，操作将在恢复后自动提交 · 3 项待中心确认", out["linkDown"]
+    assert out["fakeRefused"] == [["01-01 09:05", "F-LATE", "结办", "甲",
+                                   "工单已由「sh-xh」办理，本单位不能操作"]], out["fakeRefused"]
     assert os.path.getsize(shot) > 10000 and os.path.getsize(out["queueShot"]) > 10000

@@ -17,24 +17,32 @@
 
 enum { WAIT_MS = 3000, RESEND_MS = 2000, RESEND_MAX = 200 };
 
+/* Recorded behind an unanswered action on the same order (head false), an
+ * action waits there, unsent (resend_at NULL), until that one is answered:
+ * one action per order in flight, so they reach the router in seq order. */
 static const char SQL_RECORD[] =
     "INSERT INTO handler.pending_actions (action_id, order_no, action, answer, actor, created_at, "
-    "sent_at, resend_at, actor_unit, params, handler_id) VALUES ($1::uuid, $2, $3, $4, $5, "
-    "handler.ms_ts($6::bigint), handler.ms_ts($6::bigint), now(), $7, $8::jsonb, $9)";
+    "sent_at, resend_at, actor_unit, params, handler_id) SELECT $1::uuid, $2, $3, $4, $5, "
+    "handler.ms_ts($6::bigint), CASE WHEN h.head THEN handler.ms_ts($6::bigint) END, "
+    "CASE WHEN h.head THEN now() END, $7, $8::jsonb, $9 FROM (SELECT NOT EXISTS (SELECT 1 FROM "
+    "handler.pending_actions q WHERE q.order_no = $2 AND q.done_at IS NULL "
+    "AND q.handler_id IN ($9, '')) AS head) h RETURNING resend_at IS NOT NULL";
 /* resend_at is real time (now()): it only schedules resends. Every time staff
  * see (created_at, sent_at, done_at, closed_at) is the service clock's. */
 static const char SQL_RECORDED[] =
-    "SELECT 1 FROM handler.pending_actions WHERE action_id = $1::uuid";
+    "SELECT resend_at IS NOT NULL FROM handler.pending_actions WHERE action_id = $1::uuid";
 static const char SQL_DUE[] =
-    "WITH due AS (SELECT action_id FROM handler.pending_actions "
-    "  WHERE done_at IS NULL AND handler_id IN ($1, '') "
-    "  AND (resend_at IS NULL OR resend_at < now() - interval '2 seconds') "
-    "  ORDER BY created_at LIMIT 200 FOR UPDATE SKIP LOCKED) "
+    "WITH due AS (SELECT d.action_id FROM handler.pending_actions d "
+    "  WHERE d.done_at IS NULL AND d.handler_id IN ($1, '') "
+    "  AND (d.resend_at IS NULL OR d.resend_at < now() - interval '2 seconds') "
+    "  AND NOT EXISTS (SELECT 1 FROM handler.pending_actions e WHERE e.order_no = d.order_no "
+    "    AND e.done_at IS NULL AND e.handler_id IN ($1, '') AND e.seq < d.seq) "
+    "  ORDER BY d.seq LIMIT 200 FOR UPDATE OF d SKIP LOCKED) "
     "UPDATE handler.pending_actions p SET resend_at = now(), "
     "sent_at = coalesce(p.sent_at, handler.ms_ts($2::bigint)) FROM due "
     "WHERE p.action_id = due.action_id "
     "RETURNING p.action_id, p.order_no, p.action, coalesce(p.answer, ''), p.actor, "
-    "handler.ts_ms(p.created_at), p.actor_unit, p.params::text";
+    "handler.ts_ms(p.created_at), p.actor_unit, p.params::text, p.seq";
 static const char SQL_RESULT[] =
     "UPDATE handler.pending_actions SET result_ok = $2::boolean, result_code = $3, "
     "result_message = $4, done_at = handler.ms_ts($5::bigint) "
@@ -66,6 +74,7 @@ struct pending_actions {
   strmap *waiters; /* action_id -> waiter */
   struct event *ev_resend;
   bool resending;
+  bool again; /* a result freed the next action of an order during a pass */
 };
 
 static metric *m_sent, *m_resent, *m_results;
@@ -94,6 +103,9 @@ static int send_action(pending_actions *self, const char *action_id, const char 
   a.satisfaction = (int32_t)json_integer_value(json_object_get(p, "satisfaction"));
   a.at_fault = json_is_true(json_object_get(p, "at_fault"));
   a.receipt_signed = json_is_true(json_object_get(p, "receipt_signed"));
+  a.tier = (char *)jstr(p, "tier");
+  a.customer_level = (char *)jstr(p, "customer_level");
+  a.vip = json_is_true(json_object_get(p, "vip"));
   a.action_id = (char *)action_id;
   a.order_no = (char *)order_no;
   a.action = (char *)action;
@@ -132,6 +144,7 @@ typedef struct {
   char action_id[37];
   char *order_no, *action, *answer, *actor, *actor_unit, *params;
   int64_t at;
+  bool async;   /* Prefer: respond-async: answer 202 once recorded */
   bool checked; /* the insert's outcome was looked up after a lost connection */
   int checks;   /* lookups lost too */
 } submission;
@@ -201,9 +214,20 @@ static void on_recorded(const pg_result_set *rs, void *arg) {
     submission_free(s);
     return;
   }
-  if (send_action(self, s->action_id, s->order_no, s->action, s->answer, s->actor, s->at,
-                  s->actor_unit, s->params) == 0)
+  bool head = PQntuples(rs->res[0]) == 1 && PQgetvalue(rs->res[0], 0, 0)[0] == 't';
+  if (head && send_action(self, s->action_id, s->order_no, s->action, s->answer, s->actor, s->at,
+                          s->actor_unit, s->params) == 0)
     metric_add(m_sent, 1);
+  bool down = !self->link || router_link_down(self->link);
+  if (down || s->async) {
+    /* The centre is out of reach (or the client asked not to wait): recorded,
+     * it goes out once the link is back, in order; staff keep working. */
+    http_reply_json(s->req, 202,
+                    json_pack("{s:s, s:s, s:s, s:b}", "action_id", s->action_id, "status",
+                              "pending", "link", down ? "down" : "up", "queued", !head));
+    submission_free(s);
+    return;
+  }
   waiter *w = calloc(1, sizeof *w);
   w->owner = self;
   w->req = s->req;
@@ -230,6 +254,8 @@ void pending_actions_submit(pending_actions *self, struct evhttp_request *req, c
   s->actor_unit = strdup(actor_unit ? actor_unit : "");
   s->params = strdup(params ? params : "{}");
   s->at = clock_now_ms();
+  const char *prefer = evhttp_find_header(evhttp_request_get_input_headers(req), "Prefer");
+  s->async = prefer && strstr(prefer, "respond-async") != NULL;
   char at[24];
   snprintf(at, sizeof at, "%" PRId64, s->at);
   const char *v[9] = {s->action_id, s->order_no, s->action, answer, s->actor, at, s->actor_unit,
@@ -242,6 +268,7 @@ void pending_actions_submit(pending_actions *self, struct evhttp_request *req, c
 /* --- results ------------------------------------------------------------- */
 
 typedef struct {
+  pending_actions *owner;
   waiter *w; /* NULL if nobody waits */
   bool ok;
   char *code, *message, *state, *holder, *field;
@@ -259,8 +286,12 @@ static int status_of(const char *code) {
   return 409; /* conflict: the action no longer fits the order */
 }
 
+static void kick(pending_actions *self);
+
 static void on_result_stored(const pg_result_set *rs, void *arg) {
   result_ctx *rc = arg;
+  if (rs->ok)
+    kick(rc->owner); /* the next action on that order may go now */
   if (!rs->ok)
     log_warn("actions: result not stored (%s); the action is resent and answered again", rs->error);
   waiter *w = rc->w;
@@ -308,6 +339,7 @@ void pending_actions_on_result(pending_actions *self, const Kesu__V1__ActionResu
   }
   metric_add(m_results, 1);
   result_ctx *rc = calloc(1, sizeof *rc);
+  rc->owner = self;
   rc->w = strmap_remove(self->waiters, r->action_id);
   if (rc->w)
     evtimer_del(rc->w->timer);
@@ -339,16 +371,18 @@ void pending_actions_on_result(pending_actions *self, const Kesu__V1__ActionResu
 /* --- resend -------------------------------------------------------------- */
 
 typedef struct {
-  int64_t created;
+  int64_t seq, created;
   int row;
 } due_row;
 
-static int by_created(const void *a, const void *b) {
+static int by_seq(const void *a, const void *b) {
   const due_row *x = a, *y = b;
-  if (x->created != y->created)
-    return x->created < y->created ? -1 : 1;
+  if (x->seq != y->seq)
+    return x->seq < y->seq ? -1 : 1;
   return x->row - y->row;
 }
+
+static void start_pass(pending_actions *self);
 
 static void on_due(const pg_result_set *rs, void *arg) {
   pending_actions *self = arg;
@@ -359,14 +393,20 @@ static void on_due(const pg_result_set *rs, void *arg) {
   }
   PGresult *r = rs->res[0];
   int n = PQntuples(r);
-  if (n == 0)
+  if (n == 0) {
+    if (self->again) {
+      self->again = false;
+      start_pass(self);
+    }
     return;
+  }
   due_row *rows = calloc((size_t)n, sizeof *rows);
   for (int i = 0; i < n; i++) {
     rows[i].created = strtoll(PQgetvalue(r, i, 5), NULL, 10);
+    rows[i].seq = strtoll(PQgetvalue(r, i, 8), NULL, 10);
     rows[i].row = i;
   }
-  qsort(rows, (size_t)n, sizeof *rows, by_created); /* in the order staff acted */
+  qsort(rows, (size_t)n, sizeof *rows, by_seq); /* in the order staff acted */
   int sent = 0;
   for (int k = 0; k < n; k++) {
     int i = rows[k].row;
@@ -377,15 +417,20 @@ static void on_due(const pg_result_set *rs, void *arg) {
   }
   free(rows);
   metric_add(m_resent, sent);
-  log_info("actions: %d unanswered actions resent", sent);
+  log_info("actions: %d unanswered actions sent", sent);
+  if (self->again) { /* a result freed another order's next action meanwhile */
+    self->again = false;
+    start_pass(self);
+  }
 }
 
-static void on_resend_tick(evutil_socket_t fd, short what, void *arg) {
-  (void)fd;
-  (void)what;
-  pending_actions *self = arg;
-  if (self->resending || !self->link || !pg_conn_ready(self->pg))
+static void start_pass(pending_actions *self) {
+  if (!self->link || !pg_conn_ready(self->pg))
     return;
+  if (self->resending) {
+    self->again = true;
+    return;
+  }
   self->resending = true;
   pg_tx *tx = pg_tx_new();
   char now[24];
@@ -393,6 +438,14 @@ static void on_resend_tick(evutil_socket_t fd, short what, void *arg) {
   const char *v[2] = {self->handler_id, now};
   pg_tx_add(tx, SQL_DUE, 2, v, NULL, NULL);
   pg_conn_submit(self->pg, tx, on_due, self);
+}
+
+static void kick(pending_actions *self) { start_pass(self); }
+
+static void on_resend_tick(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  start_pass(arg);
 }
 
 /* --- life ---------------------------------------------------------------- */

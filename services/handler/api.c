@@ -29,7 +29,7 @@ static const char SQL_ORDER[] =
 static const char SQL_ORDER_ACTIONS[] =
     "SELECT action_id, action, answer, actor, handler.ts_ms(created_at), handler.ts_ms(sent_at), "
     "result_ok, result_code, result_message, handler.ts_ms(done_at) "
-    "FROM handler.pending_actions WHERE order_no = $1 ORDER BY created_at, action_id";
+    "FROM handler.pending_actions WHERE order_no = $1 ORDER BY seq";
 static const char SQL_ORDER_STATE[] =
     "SELECT region, state, unit_id FROM handler.orders WHERE order_no = $1";
 static const char SQL_HISTORY_ORDER[] =
@@ -39,7 +39,23 @@ static const char SQL_HISTORY[] =
     "answer, from_state, to_state FROM handler.order_history WHERE order_no = $1 ORDER BY seq";
 static const char SQL_HISTORY_PENDING[] =
     "SELECT action_id, action, actor, handler.ts_ms(created_at), params::text FROM "
-    "handler.pending_actions WHERE order_no = $1 AND done_at IS NULL ORDER BY created_at";
+    "handler.pending_actions WHERE order_no = $1 AND done_at IS NULL ORDER BY seq";
+
+static const char SQL_ACTIONS[] =
+    "SELECT p.action_id, p.order_no, p.action, p.answer, p.actor, handler.ts_ms(p.created_at), "
+    "handler.ts_ms(p.sent_at), p.result_ok, p.result_code, p.result_message, "
+    "handler.ts_ms(p.done_at), o.region, p.params::text, p.seq, o.title "
+    "FROM handler.pending_actions p JOIN (SELECT order_no, region, complaint->>'title' AS title "
+    "FROM handler.orders WHERE region LIKE $1) o ON o.order_no = p.order_no "
+    "WHERE CASE $2 WHEN 'pending' THEN p.done_at IS NULL WHEN 'refused' THEN p.result_ok = false "
+    "WHEN 'done' THEN p.done_at IS NOT NULL ELSE true END "
+    "ORDER BY CASE WHEN $2 = 'pending' THEN p.seq ELSE -p.seq END LIMIT $3::int";
+static const char SQL_LINK_COUNTS[] =
+    "SELECT count(*) FILTER (WHERE p.done_at IS NULL), "
+    "count(*) FILTER (WHERE p.result_ok = false), "
+    "handler.ts_ms(min(p.created_at) FILTER (WHERE p.done_at IS NULL)) "
+    "FROM handler.pending_actions p JOIN handler.orders o ON o.order_no = p.order_no "
+    "WHERE o.region LIKE $1";
 
 /* What a request keeps of its token (the cache may reload meanwhile). */
 typedef struct {
@@ -284,10 +300,11 @@ static void post_action(struct evhttp_request *req, const auth_ctx *auth, char *
   c->action = strdup(ar.action);
   c->answer = ar.answer ? strdup(ar.answer) : NULL;
   json_t *params = json_object();
-  const char *names[] = {"reason", "to_unit", "conclusion", "responsibility", "regulator_opinion"};
+  const char *names[] = {"reason",         "to_unit",           "conclusion", "responsibility",
+                         "regulator_opinion", "tier",             "customer_level"};
   const char *vals[] = {ar.reason, ar.to_unit, ar.conclusion, ar.responsibility,
-                        ar.regulator_opinion};
-  for (int i = 0; i < 5; i++)
+                        ar.regulator_opinion, ar.tier, ar.customer_level};
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++)
     if (vals[i])
       json_object_set_new(params, names[i], json_string(vals[i]));
   if (ar.promised_by)
@@ -298,6 +315,8 @@ static void post_action(struct evhttp_request *req, const auth_ctx *auth, char *
     json_object_set_new(params, "at_fault", json_true());
   if (ar.receipt_signed)
     json_object_set_new(params, "receipt_signed", json_true());
+  if (json_is_boolean(json_object_get(body, "vip")))
+    json_object_set_new(params, "vip", json_boolean(ar.vip));
   c->params = json_dumps(params, JSON_COMPACT);
   json_decref(params);
   json_decref(body);
@@ -364,6 +383,126 @@ static void get_history(struct evhttp_request *req, const auth_ctx *auth, char *
   pg_conn_submit(o->pg, tx, on_history, c);
 }
 
+/* --- GET /v1/actions?status=pending|refused|done|all&limit= --------------- */
+
+static void on_actions(const pg_result_set *rs, void *arg) {
+  request_ctx *c = arg;
+  if (!rs->ok) {
+    http_reply_error(c->req, 503, "unavailable", "database unavailable", NULL);
+    ctx_free(c);
+    return;
+  }
+  PGresult *a = rs->res[0];
+  json_t *rows = json_array();
+  for (int i = 0; i < PQntuples(a); i++) {
+    if (!auth_scope_covers(c->scope, PQgetvalue(a, i, 11)))
+      continue;
+    bool done = !PQgetisnull(a, i, 10);
+    json_t *row = json_object();
+    json_object_set_new(row, "action_id", text_or_null(a, i, 0));
+    json_object_set_new(row, "order_no", text_or_null(a, i, 1));
+    json_object_set_new(row, "title", text_or_null(a, i, 14));
+    json_object_set_new(row, "action", text_or_null(a, i, 2));
+    json_object_set_new(row, "answer", text_or_null(a, i, 3));
+    json_object_set_new(row, "actor", text_or_null(a, i, 4));
+    json_object_set_new(row, "created_at", time_or_null(a, i, 5));
+    json_object_set_new(row, "sent_at", time_or_null(a, i, 6));
+    json_object_set_new(row, "status",
+                        json_string(!done ? "pending"
+                                    : PQgetvalue(a, i, 7)[0] == 't' ? "done" : "refused"));
+    json_object_set_new(row, "ok",
+                        PQgetisnull(a, i, 7) ? json_null()
+                                             : json_boolean(PQgetvalue(a, i, 7)[0] == 't'));
+    json_object_set_new(row, "code", text_or_null(a, i, 8));
+    json_object_set_new(row, "message", text_or_null(a, i, 9));
+    json_object_set_new(row, "done_at", time_or_null(a, i, 10));
+    json_t *params = json_loads(PQgetvalue(a, i, 12), 0, NULL);
+    json_object_set_new(row, "params", params ? params : json_object());
+    json_object_set_new(row, "seq", json_integer(strtoll(PQgetvalue(a, i, 13), NULL, 10)));
+    json_array_append_new(rows, row);
+  }
+  http_reply_json(c->req, 200, json_pack("{s:o, s:I}", "actions", rows,
+                                         "count", (json_int_t)json_array_size(rows)));
+  ctx_free(c);
+}
+
+static void get_actions(struct evhttp_request *req, const auth_ctx *auth, char **segs, int nsegs,
+                        void *arg) {
+  (void)segs;
+  (void)nsegs;
+  office *o = arg;
+  if (refuse(req, o, auth))
+    return;
+  const char *status = http_query(req, "status");
+  if (!status)
+    status = "all";
+  if (strcmp(status, "pending") != 0 && strcmp(status, "refused") != 0 &&
+      strcmp(status, "done") != 0 && strcmp(status, "all") != 0) {
+    http_reply_error(req, 422, "invalid_value", "status: pending, refused, done or all",
+                     "status");
+    return;
+  }
+  long limit = 100;
+  const char *l = http_query(req, "limit");
+  if (l) {
+    char *end;
+    limit = strtol(l, &end, 10);
+    if (*end || limit < 1 || limit > 1000) {
+      http_reply_error(req, 422, "invalid_value", "limit must be an integer from 1 to 1000",
+                       "limit");
+      return;
+    }
+  }
+  request_ctx *c = ctx_new(o, req, auth);
+  char pattern[80], lim[16];
+  scope_like_pattern(c->scope, pattern, sizeof pattern);
+  snprintf(lim, sizeof lim, "%ld", limit);
+  const char *v[3] = {pattern, status, lim};
+  pg_tx *tx = pg_tx_new();
+  pg_tx_add(tx, SQL_ACTIONS, 3, v, NULL, NULL);
+  pg_conn_submit(o->pg, tx, on_actions, c);
+}
+
+/* --- GET /v1/link: is the centre reachable, what waits for it ------------ */
+
+static void on_link(const pg_result_set *rs, void *arg) {
+  request_ctx *c = arg;
+  if (!rs->ok) {
+    http_reply_error(c->req, 503, "unavailable", "database unavailable", NULL);
+    ctx_free(c);
+    return;
+  }
+  PGresult *r = rs->res[0];
+  router_link *link = c->o->link;
+  int64_t silence = link ? router_link_silence_ms(link) : -1;
+  bool down = !link || router_link_down(link);
+  json_t *body = json_object();
+  json_object_set_new(body, "handler_id", json_string(c->o->handler_id));
+  json_object_set_new(body, "router_reachable", json_boolean(!down));
+  json_object_set_new(body, "router_silence_ms", silence >= 0 ? json_integer(silence) : json_null());
+  json_object_set_new(body, "pending", json_integer(strtoll(PQgetvalue(r, 0, 0), NULL, 10)));
+  json_object_set_new(body, "refused", json_integer(strtoll(PQgetvalue(r, 0, 1), NULL, 10)));
+  json_object_set_new(body, "oldest_pending_at", time_or_null(r, 0, 2));
+  http_reply_json(c->req, 200, body);
+  ctx_free(c);
+}
+
+static void get_link(struct evhttp_request *req, const auth_ctx *auth, char **segs, int nsegs,
+                     void *arg) {
+  (void)segs;
+  (void)nsegs;
+  office *o = arg;
+  if (refuse(req, o, auth))
+    return;
+  request_ctx *c = ctx_new(o, req, auth);
+  char pattern[80];
+  scope_like_pattern(c->scope, pattern, sizeof pattern);
+  const char *v[1] = {pattern};
+  pg_tx *tx = pg_tx_new();
+  pg_tx_add(tx, SQL_LINK_COUNTS, 1, v, NULL, NULL);
+  pg_conn_submit(o->pg, tx, on_link, c);
+}
+
 static bool ready(void *arg) {
   office *o = arg;
   return pg_conn_ready(o->pg) && o->link && router_link_hello_sent(o->link);
@@ -374,5 +513,7 @@ void api_routes(office *o) {
   http_route(o->http, EVHTTP_REQ_GET, "/v1/orders/*", 0, get_order, o);
   http_route(o->http, EVHTTP_REQ_GET, "/v1/orders/*/history", 0, get_history, o);
   http_route(o->http, EVHTTP_REQ_POST, "/v1/orders/*/actions", 0, post_action, o);
+  http_route(o->http, EVHTTP_REQ_GET, "/v1/actions", 0, get_actions, o);
+  http_route(o->http, EVHTTP_REQ_GET, "/v1/link", 0, get_link, o);
   http_set_ready(o->http, ready, o);
 }

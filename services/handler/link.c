@@ -25,6 +25,7 @@ struct router_link {
   router_link_events events;
   bool hello_sent;
   int64_t heard_ms; /* monotonic; 0 = never */
+  int64_t opened_ms; /* monotonic */
 };
 
 static metric *m_link_up;
@@ -126,6 +127,7 @@ router_link *router_link_new(struct event_base *base, const char *endpoint, cons
   }
   router_link *self = calloc(1, sizeof *self);
   self->sock = sock;
+  self->opened_ms = mono_ms();
   self->handler_id = strdup(handler_id);
   self->units = calloc(nunits ? nunits : 1, sizeof *self->units);
   for (size_t i = 0; i < nunits; i++)
@@ -178,4 +180,10 @@ bool router_link_hello_sent(const router_link *self) { return self->hello_sent; 
 
 int64_t router_link_silence_ms(const router_link *self) {
   return self->heard_ms ? mono_ms() - self->heard_ms : -1;
+}
+
+bool router_link_down(const router_link *self) {
+  if (self->heard_ms)
+    return mono_ms() - self->heard_ms >= 3000;
+  return mono_ms() - self->opened_ms >= 3000;
 }

@@ -35,4 +35,7 @@ int router_link_send_action(router_link *self, const Kesu__V1__Action *action);
 bool router_link_hello_sent(const router_link *self);
 /* Milliseconds since the router was last heard from; -1 if never. */
 int64_t router_link_silence_ms(const router_link *self);
+/* The router is out of reach: silent for 3 s (it sends a heartbeat every
+ * second), or never heard 3 s after the link was opened. */
+bool router_link_down(const router_link *self);
 #endif

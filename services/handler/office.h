@@ -8,7 +8,8 @@
  *   store.c    dispatched orders into handler.orders (batched), then acked
  *   actions.c  staff actions: recorded, sent, resent until answered
  *   views.c    what the workbench shows and accepts (pure JSON)
- *   api.c      HTTP: queue, order, actions
+ *   api.c      HTTP: queue, order, history, actions; the action list
+ *              (pending/refused) and the link status for the workbench
  */
 #ifndef KESU_HANDLER_OFFICE_H
 #define KESU_HANDLER_OFFICE_H

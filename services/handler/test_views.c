@@ -142,11 +142,40 @@ static void test_workflow_fields(void **state) {
   assert_string_equal(p.field, "promised_by");
 }
 
+static void test_arrive_and_reclassify(void **state) {
+  (void)state;
+  action_request r;
+  request_problem p;
+  assert_int_equal(parse("{\"action\":\"arrive\",\"reason\":\"工程师已上门\"}", &r, &p), 0);
+  assert_string_equal(r.action, "arrive");
+  assert_true(action_name_known("reclassify") && action_name_known("arrive"));
+  assert_int_equal(parse("{\"action\":\"reclassify\",\"tier\":\"national\","
+                         "\"customer_level\":\"gold\",\"vip\":true,\"reason\":\"集团客户\"}",
+                         &r, &p),
+                   0);
+  assert_string_equal(r.tier, "national");
+  assert_string_equal(r.customer_level, "gold");
+  assert_true(r.vip);
+  assert_int_equal(parse("{\"action\":\"reclassify\",\"vip\":false}", &r, &p), 0);
+  assert_false(r.vip);
+  assert_int_equal(parse("{\"action\":\"reclassify\",\"tier\":\"city\"}", &r, &p), -1);
+  assert_string_equal(p.code, "invalid_value");
+  assert_string_equal(p.field, "tier");
+  assert_int_equal(parse("{\"action\":\"reclassify\",\"reason\":\"x\"}", &r, &p), -1);
+  assert_string_equal(p.code, "missing_field");
+  assert_int_equal(parse("{\"action\":\"reclassify\",\"vip\":\"yes\"}", &r, &p), -1);
+  assert_string_equal(p.code, "wrong_type");
+  assert_string_equal(p.field, "vip");
+  assert_int_equal(parse("{\"action\":\"sign\",\"tier\":5}", &r, &p), -1);
+  assert_string_equal(p.code, "wrong_type");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_close_with_answer_is_accepted),
       cmocka_unit_test(test_refusals),
       cmocka_unit_test(test_workflow_fields),
+      cmocka_unit_test(test_arrive_and_reclassify),
       cmocka_unit_test(test_answer_limit_counts_characters),
       cmocka_unit_test(test_complaint_view),
       cmocka_unit_test(test_scope_patterns),

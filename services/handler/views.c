@@ -65,7 +65,7 @@ static const char *const ACTIONS[] = {
     "answer_on_spot", "review",   "dispatch",      "sign",     "return",   "transfer",
     "assist",         "assist_feedback", "escalate", "recommit", "interim_reply", "feedback",
     "answer",         "hq_review", "conclude",     "close",    "callback", "reopen",
-    "archive"};
+    "archive",        "arrive",    "reclassify"};
 
 bool action_name_known(const char *name) {
   for (size_t i = 0; i < sizeof ACTIONS / sizeof *ACTIONS; i++)
@@ -75,21 +75,22 @@ bool action_name_known(const char *name) {
 }
 
 int action_request_parse(json_t *body, action_request *out, request_problem *p) {
-  static const char *const strings[] = {"action",         "answer",           "reason",
-                                        "to_unit",        "conclusion",       "responsibility",
-                                        "regulator_opinion"};
+  static const char *const strings[] = {"action",         "answer",         "reason",
+                                        "to_unit",        "conclusion",     "responsibility",
+                                        "regulator_opinion", "tier",        "customer_level"};
+  enum { NSTRINGS = sizeof strings / sizeof *strings };
   memset(out, 0, sizeof *out);
   const char **slots[] = {&out->action,     &out->answer,         &out->reason,
                           &out->to_unit,    &out->conclusion,     &out->responsibility,
-                          &out->regulator_opinion};
+                          &out->regulator_opinion, &out->tier,    &out->customer_level};
   const char *key;
   json_t *value;
   json_object_foreach(body, key, value) {
     size_t i;
-    for (i = 0; i < 7; i++)
+    for (i = 0; i < NSTRINGS; i++)
       if (strcmp(key, strings[i]) == 0)
         break;
-    if (i < 7) {
+    if (i < NSTRINGS) {
       if (json_is_null(value))
         continue;
       if (!json_is_string(value))
@@ -108,11 +109,13 @@ int action_request_parse(json_t *body, action_request *out, request_problem *p) 
       if (json_integer_value(value) < 1 || json_integer_value(value) > 5)
         return problem(p, "invalid_value", key, "satisfaction must be 1-5");
       out->satisfaction = (int)json_integer_value(value);
-    } else if (strcmp(key, "at_fault") == 0 || strcmp(key, "receipt_signed") == 0) {
+    } else if (strcmp(key, "at_fault") == 0 || strcmp(key, "receipt_signed") == 0 ||
+               strcmp(key, "vip") == 0) {
       if (!json_is_boolean(value))
         return problem(p, "wrong_type", key, "must be true or false");
-      *(strcmp(key, "at_fault") == 0 ? &out->at_fault : &out->receipt_signed) =
-          json_is_true(value);
+      *(strcmp(key, "at_fault") == 0         ? &out->at_fault
+        : strcmp(key, "receipt_signed") == 0 ? &out->receipt_signed
+                                             : &out->vip) = json_is_true(value);
     } else {
       return problem(p, "unknown_field", key, "unknown field");
     }
@@ -124,6 +127,19 @@ int action_request_parse(json_t *body, action_request *out, request_problem *p) 
     return problem(p, "wrong_type", "action", "action must be a string");
   if (!action_name_known(out->action))
     return problem(p, "invalid_value", "action", "unknown action");
+  if (strcmp(out->action, "reclassify") == 0) {
+    static const char *const tiers[] = {"general", "provincial", "national"};
+    bool tier_ok = !out->tier;
+    for (size_t i = 0; out->tier && i < 3; i++)
+      tier_ok = tier_ok || strcmp(out->tier, tiers[i]) == 0;
+    if (!tier_ok)
+      return problem(p, "invalid_value", "tier", "tier: general, provincial or national");
+    if (out->customer_level && utf8_length(out->customer_level) > 32)
+      return problem(p, "too_long", "customer_level", "longer than 32 characters");
+    if (!out->tier && !out->customer_level && !json_object_get(body, "vip"))
+      return problem(p, "missing_field", "tier",
+                     "reclassify needs a tier, a customer_level or vip");
+  }
   if (strcmp(out->action, "close") == 0) {
     json_t *answer = json_object_get(body, "answer");
     if (!answer || json_is_null(answer))

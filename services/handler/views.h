@@ -5,7 +5,8 @@
  * action_request_parse: POST /v1/orders/{no}/actions bodies —
  * {"action":"…", "answer", "reason", "to_unit", "promised_by" (RFC 3339),
  * "satisfaction" (1–5), "at_fault", "receipt_signed", "conclusion",
- * "responsibility", "regulator_opinion"}; unknown fields and unknown actions
+ * "responsibility", "regulator_opinion", "tier", "customer_level", "vip"};
+ * unknown fields and unknown actions
  * are refused (422), a close needs an answer of 1–2000 characters; whether an
  * action fits the order is the router's decision.
  * scope_like_pattern: the SQL LIKE pattern of the regions a token scope
@@ -28,9 +29,11 @@ typedef struct {
   const char *action; /* borrowed from the body */
   const char *answer; /* NULL if absent; the strings below too */
   const char *reason, *to_unit, *conclusion, *responsibility, *regulator_opinion;
+  const char *tier, *customer_level; /* reclassify */
   long long promised_by; /* Unix ms, 0 if absent */
   int satisfaction;      /* 0 if absent */
   int at_fault, receipt_signed;
+  int vip;               /* reclassify: VIP sub-level */
 } action_request;
 
 /* The workflow actions (SPEC §5) staff may post. */

@@ -3,13 +3,18 @@
 // and history, signs it, closes it with an answer, tries a refused action
 // (sign after close) and reads the server's message, saves a screenshot; then,
 // on a second page with a made-up queue answer (page.route), checks the sort
-// (priority, then time left) and the red overdue countdown. Prints one JSON
-// line with what it saw; tests/test_workbench.py asserts on it.
-//   node tests/browser/workbench.js <handler base URL> <token> <order_no> <screenshot.png>
+// (priority, then time left), the red overdue countdown, and (made-up
+// /v1/link and /v1/actions answers) how an unreachable centre and a refused
+// action are shown. With a second
+// order: the refused sign is listed under 被拒操作 with the centre's reason,
+// the link status says the centre is reachable, and the second order is
+// transferred (转派) with a reason through the form. Prints one JSON line with
+// what it saw; tests/test_workbench.py asserts on it.
+//   node tests/browser/workbench.js <handler base URL> <token> <order_no> <screenshot.png> [<order_no 2>]
 "use strict";
 const { chromium } = require("playwright-core");
 
-const [base, token, orderNo, shot] = process.argv.slice(2);
+const [base, token, orderNo, shot, orderNo2] = process.argv.slice(2);
 
 async function actionResult(page) {
   await page.waitForFunction(() => {
@@ -90,6 +95,32 @@ async function clickAction(page, name) {
     out.step = "refused";
     await clickAction(page, "sign");
     out.refused = await actionResult(page);
+
+    if (orderNo2) {
+      out.step = "refused-list";
+      const rrow = `#refused tbody tr[data-order-no="${orderNo}"]`;
+      await page.waitForSelector(rrow, { timeout: 20000 });
+      out.refusedRow = await page.$eval(rrow, (tr) => Array.from(tr.cells, (c) => c.textContent));
+      out.link = await page.$eval("#link", (s) => ({ up: s.dataset.up, text: s.textContent }));
+
+      out.step = "transfer";
+      const row2 = `#queue tbody tr[data-order-no="${orderNo2}"]`;
+      await page.waitForSelector(row2, { timeout: 20000 });
+      await page.click(row2);
+      await page.waitForFunction((no) => document.getElementById("d-no").textContent === no,
+        orderNo2, { timeout: 20000 });
+      await clickAction(page, "transfer");
+      await page.waitForSelector("#action-form:not([hidden]) input[name=to_unit]");
+      await page.fill("#action-form input[name=to_unit]", "sh-xh");
+      await page.fill("#action-form textarea[name=reason]", "用户地址属徐汇区，转徐汇分公司处理");
+      await page.click("#form-submit");
+      out.transfer = await actionResult(page);
+      await page.waitForFunction(() => Array.from(document.querySelectorAll("#history tbody tr"))
+        .some((t) => t.cells[2].textContent === "转派"), null, { timeout: 20000 });
+      out.transferHistory = await page.$$eval("#history tbody tr", (trs) =>
+        trs.map((t) => [t.cells[2].textContent, t.cells[4].textContent, t.cells[6].textContent]));
+      out.arriveButton = await page.$eval('#buttons button[data-action="arrive"]', (b) => b.textContent);
+    }
     await page.screenshot({ path: shot, fullPage: true });
     out.screenshot = shot;
     await page.close();
@@ -112,13 +143,32 @@ async function clickAction(page, name) {
           due_at: null, time_left_seconds: null, received_at: null },
       ] }),
     }));
-    await fake.goto(base + "/", { waitUntil: "load" });  // the token is in localStorage now
+    // the centre out of reach, as GET /v1/link and /v1/actions would say it
+    await fake.route("**/v1/link", (route) => route.fulfill({
+      status: 200, contentType: "application/json",
+      body: JSON.stringify({ handler_id: "handler-1", router_reachable: false, router_silence_ms: 9000,
+        pending: 3, refused: 1, oldest_pending_at: "2026-01-01T09:00:00.000+08:00" }),
+    }));
+    await fake.route("**/v1/actions?*", (route) => route.fulfill({
+      status: 200, contentType: "application/json",
+      body: JSON.stringify({ count: 1, actions: [
+        { action_id: "00000000-0000-4000-8000-000000000001", order_no: "F-LATE", title: "已超时",
+          action: "close", actor: "甲", created_at: "2026-01-01T09:05:00.000+08:00", status: "refused",
+          ok: false, code: "forbidden", message: "工单已由「sh-xh」办理，本单位不能操作" } ] }),
+    }));
+    await fake.goto(base + "/?token=fake", { waitUntil: "load" });
     await fake.waitForSelector('#queue tbody tr[data-order-no="F-LATE"]');
     out.fakeOrder = await fake.$$eval("#queue tbody tr", (trs) => trs.map((t) => t.dataset.orderNo));
     out.overdue = await fake.$eval('#queue tbody tr[data-order-no="F-LATE"] td.left', (td) => ({
       text: td.textContent, cls: td.className, color: getComputedStyle(td).color }));
     out.notOverdue = await fake.$eval('#queue tbody tr[data-order-no="F-LATER"] td.left', (td) => ({
       text: td.textContent, cls: td.className, color: getComputedStyle(td).color }));
+    await fake.waitForFunction(() => document.getElementById("link").dataset.up === "false",
+      null, { timeout: 10000 });
+    out.linkDown = await fake.$eval("#link", (s) => s.textContent);
+    await fake.waitForSelector("#refused tbody tr");
+    out.fakeRefused = await fake.$$eval("#refused tbody tr", (trs) =>
+      trs.map((t) => Array.from(t.cells, (c) => c.textContent)));
     out.queueShot = shot.replace(/\.png$/, "-queue.png");
     await fake.screenshot({ path: out.queueShot });
     await fake.close();

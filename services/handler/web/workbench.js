@@ -3,7 +3,11 @@
  * the time left (red once overdue); an order's detail (GET /v1/orders/{no})
  * and history (GET /v1/orders/{no}/history); forms for the workflow actions
  * (POST /v1/orders/{no}/actions), showing the server's own message when an
- * action is refused. The token comes from ?token=… once and is kept in
+ * action is refused. The header shows whether the centre (router) is
+ * reachable and how many actions wait for it (GET /v1/link): while it is not,
+ * actions are recorded and answered at once as pending, and go out when the
+ * link is back. Actions the centre refused are listed with its reason
+ * (GET /v1/actions?status=refused). The token comes from ?token=… once and is kept in
  * localStorage. Plain DOM, no libraries; every value is set as text. */
 (function () {
   "use strict";
@@ -25,6 +29,7 @@
   /* Every action staff may post (SPEC §5); fields: [name, label, type, required, options]. */
   var ACTIONS = [
     { name: "sign", label: "签收", fields: [] },
+    { name: "arrive", label: "到达现场", fields: [["reason", "到场说明（报修上门）", "textarea", false]] },
     { name: "return", label: "退单", fields: [["reason", "退单原因", "textarea", true]] },
     { name: "transfer", label: "转派", fields: [["to_unit", "转派至单位（编号）", "text", true],
                                                ["reason", "转派原因", "textarea", true]] },
@@ -58,12 +63,12 @@
    * the router decides and its refusal is shown). */
   var NEXT = {
     dispatched: ["sign", "return", "transfer", "escalate"],
-    handling: ["feedback", "close", "interim_reply", "assist", "assist_feedback", "recommit", "transfer", "escalate", "return"],
+    handling: ["feedback", "close", "arrive", "interim_reply", "assist", "assist_feedback", "recommit", "transfer", "escalate", "return"],
     review: ["answer"], feedback: ["answer"], answered: ["close", "hq_review", "conclude"],
     closed: ["callback", "reopen", "archive"]
   };
 
-  function actionLabel(name) { return BY_NAME[name] ? BY_NAME[name].label : (name === "dispatch" ? "派单" : name === "review" ? "复核" : name === "answer_on_spot" ? "现场答复" : name); }
+  function actionLabel(name) { return BY_NAME[name] ? BY_NAME[name].label : (name === "dispatch" ? "派单" : name === "review" ? "复核" : name === "answer_on_spot" ? "现场答复" : name === "reclassify" ? "重新定级" : name); }
   function showError(msg) { $("error").textContent = msg || ""; }
 
   /* {status, body}; rejects only when the server cannot be reached. */
@@ -400,7 +405,9 @@
         closeForm();
       } else if (res.status === 202) {
         msg.className = "pending";
-        msg.textContent = "「" + a.label + "」已记录，等待中心确认（" + (res.body && res.body.action_id) + "）";
+        msg.textContent = "「" + a.label + "」已记录，" +
+          (res.body && res.body.link === "down" ? "中心暂时无法连接，恢复后将按顺序自动提交" : "等待中心确认") +
+          "（" + (res.body && res.body.action_id) + "）";
         closeForm();
         setTimeout(function () { if (current && current.order_no === no) loadOrder(no); }, 3000);
       } else {
@@ -414,6 +421,7 @@
       setBusy(false);
       msg.dataset.done = String(Date.now());
       loadQueue();
+      loadLink();
       if (current && current.order_no === no) return loadOrder(no);
     });
   }
@@ -428,8 +436,54 @@
     if (current) loadOrder(current.order_no);
   });
 
+  /* ---- link to the centre, refused actions ------------------------------ */
+  var refusedSeen = "";
+  function loadLink() {
+    if (!token) return Promise.resolve(); /* nothing to ask without a token */
+    return Promise.all([api("GET", "/v1/link"), api("GET", "/v1/actions?status=refused&limit=50")])
+      .then(function (rs) {
+        var l = rs[0], link = $("link");
+        if (l.status === 200) {
+          var b = l.body;
+          link.dataset.up = String(!!b.router_reachable);
+          link.dataset.pending = String(b.pending);
+          link.textContent = (b.router_reachable ? "中心连接正常" : "中心连接中断，操作将在恢复后自动提交") +
+            (b.pending ? " · " + b.pending + " 项待中心确认" : "");
+        }
+        if (rs[1].status === 200) renderRefused(rs[1].body.actions || []);
+      }, function () {
+        $("link").dataset.up = "false";
+        $("link").textContent = "无法连接工作台服务";
+      });
+  }
+  function renderRefused(list) {
+    var key = list.map(function (x) { return x.action_id; }).join(",");
+    $("refused-count").textContent = String(list.length);
+    $("refused-empty").hidden = list.length !== 0;
+    if (key === refusedSeen) return;
+    refusedSeen = key;
+    var body = $("refused").tBodies[0];
+    body.textContent = "";
+    list.forEach(function (x) {
+      var tr = document.createElement("tr");
+      tr.dataset.actionId = x.action_id;
+      tr.dataset.orderNo = x.order_no;
+      tr.appendChild(el("td", shortTime(x.created_at)));
+      var no = el("td", x.order_no, "no");
+      no.title = x.title || "";
+      no.addEventListener("click", function () { select(x.order_no); });
+      tr.appendChild(no);
+      tr.appendChild(el("td", actionLabel(x.action)));
+      tr.appendChild(el("td", x.actor));
+      tr.appendChild(el("td", x.message || x.code || "", "reason"));
+      body.appendChild(tr);
+    });
+  }
+
   if (!token) showError("缺少访问令牌：请用 ?token=… 打开本页");
   loadQueue();
+  loadLink();
+  setInterval(loadLink, 5000);
   setInterval(tick, 1000);
   setInterval(function () {
     loadQueue();
