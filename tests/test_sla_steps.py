@@ -75,7 +75,7 @@ def test_provincial_vip_uses_the_lower_bound(system):
 def test_appeal_counts_seven_working_days(system):
     """R-28: an appeal's whole process is 7 working days of the calendar (the
     calendar's unit tests cover National Day; the shared clock is past it)."""
-    no = new_order(system, stream="appeal")
+    no = new_order(system, stream="appeal", appeal={"source_body": "工信部", "filed": True})
     t = timers(system, no)["answer"]
     assert policy(system, no, "answer") == "appeal-answer"
     start = ts(t["started_at"])
@@ -99,7 +99,17 @@ def test_transfer_recomputes_the_holders_timer(system):
     system.advance(2 * H)
     r = hact(system, no, {"action": "transfer", "to_unit": "sh-xh", "reason": "属徐汇辖区"})
     assert r.status_code == 200, r.text
+    # the first holder's handling ends with the transfer; the new holder's
+    # starts with its own sign 签收 (R-26)
+    step_timer(system, no, "handle", unit_id="sh-pd", state="closed")
+    system.advance(600)
+    wait_for(lambda: any(o["order_no"] == no and o.get("unit_id", "sh-xh") == "sh-xh"
+                         for o in system.get("handler", "/v1/queue").json()["orders"]),
+             what="order back at the handler for sh-xh")
+    r = wait_for(lambda: (lambda x: x if x.status_code == 200 else None)(
+        hact(system, no, {"action": "sign"})), what="sign by sh-xh")
     t = step_timer(system, no, "handle", unit_id="sh-xh")
+    assert ts(t["started_at"]) - ts(first["started_at"]) >= datetime.timedelta(hours=2, minutes=10)
     assert ts(t["started_at"]) - ts(first["started_at"]) >= datetime.timedelta(hours=2)
     assert ts(t["due_at"]) - ts(t["started_at"]) == datetime.timedelta(hours=17)
     assert t["state"] == "open"

@@ -1,6 +1,11 @@
 /* kesuctl load — the SLA watcher's reference data (issue 4, R-25 … R-33, R-37):
  *
- *   calendar   data/calendar_2026.csv  (date,kind,name)      → sla.calendar_days ('cn')
+ *   calendar   data/calendar_2026.csv  (date,kind,name,calendar_id) → sla.calendar_days
+ *              data/business_hours.csv (calendar_id,region_prefix,open,close)
+ *                                                         → sla.calendar_regions
+ *              and the same two into notify.calendar_days / notify.business_hours
+ *              when the notifier's migration made them (docs/internals.md
+ *              "Calendars and business hours": one definition for both)
  *   policies   data/sla_policies.csv   (id,kind,stream,...)  → sla.policies
  *   sla_units  data/units.csv          (the unit tree)       → sla.units
  *
@@ -18,7 +23,7 @@
 #include "csv.h"
 #include "kesuctl.h"
 
-enum { SLA_CALENDAR, SLA_POLICIES, SLA_UNITS, SLA_NSETS };
+enum { SLA_CALENDAR, SLA_POLICIES, SLA_UNITS, SLA_HOURS, SLA_NSETS };
 
 typedef struct {
   const char *name, *file;
@@ -27,14 +32,38 @@ typedef struct {
 } sla_set;
 
 static const sla_set sla_sets[SLA_NSETS] = {
-    {"calendar", "data/calendar_2026.csv", 3, {"date", "kind", "name"}},
+    {"calendar", "data/calendar_2026.csv", 4, {"date", "kind", "name", "calendar_id"}},
     {"policies",
      "data/sla_policies.csv",
      11,
      {"id", "kind", "stream", "tier", "level", "area", "step", "limit", "unit", "warn_ratio",
       "name"}},
     {"sla_units", "data/units.csv", 5, {"id", "name", "region", "parent", "kind"}},
+    {"business_hours", "data/business_hours.csv", 4,
+     {"calendar_id", "region_prefix", "open", "close"}},
 };
+
+/* "HH:MM" → minutes after midnight; -1 if malformed. */
+static int hhmm(const char *s) {
+  int h, m, n = 0;
+  if (strlen(s) != 5 || sscanf(s, "%2d:%2d%n", &h, &m, &n) != 2 || n != 5 || h < 0 || h > 24 ||
+      m < 0 || m > 59 || (h == 24 && m != 0))
+    return -1;
+  return h * 60 + m;
+}
+
+/* '*' or 1..12 digits (a region code or its leading part). */
+static bool is_region_prefix(const char *s) {
+  if (strcmp(s, "*") == 0)
+    return true;
+  size_t n = strlen(s);
+  if (n == 0 || n > 12)
+    return false;
+  for (size_t i = 0; i < n; i++)
+    if (s[i] < '0' || s[i] > '9')
+      return false;
+  return true;
+}
 
 /* [a-z0-9_-]+ */
 static bool is_word(const char *s, size_t n) {
@@ -89,6 +118,30 @@ static bool check_row(int set, char **f, char *err, size_t errlen) {
       snprintf(err, errlen, "kind '%s' is not holiday or workday (调休)", f[1]);
       return false;
     }
+    if (*f[3] && !is_word(f[3], strlen(f[3]))) {
+      snprintf(err, errlen, "calendar_id '%s' is not a lower-case code (empty: cn)", f[3]);
+      return false;
+    }
+    return true;
+  }
+  if (set == SLA_HOURS) {
+    if (!is_word(f[0], strlen(f[0]))) {
+      snprintf(err, errlen, "calendar_id '%s' is not a lower-case code", f[0]);
+      return false;
+    }
+    if (!is_region_prefix(f[1])) {
+      snprintf(err, errlen, "region_prefix '%s' is not '*' or a region code prefix", f[1]);
+      return false;
+    }
+    int o = hhmm(f[2]), c = hhmm(f[3]);
+    if (o < 0 || c < 0) {
+      snprintf(err, errlen, "open '%s' / close '%s' is not HH:MM", f[2], f[3]);
+      return false;
+    }
+    if (c <= o) {
+      snprintf(err, errlen, "close %s is not after open %s", f[3], f[2]);
+      return false;
+    }
     return true;
   }
   if (set == SLA_POLICIES) {
@@ -111,8 +164,9 @@ static bool check_row(int set, char **f, char *err, size_t errlen) {
       return false;
     }
     if (strcmp(f[8], "clock_hours") != 0 && strcmp(f[8], "business_hours") != 0 &&
-        strcmp(f[8], "working_days") != 0) {
-      snprintf(err, errlen, "unit '%s' is not clock_hours, business_hours or working_days", f[8]);
+        strcmp(f[8], "working_days") != 0 && strcmp(f[8], "day_end") != 0) {
+      snprintf(err, errlen, "unit '%s' is not clock_hours, business_hours, working_days or day_end",
+               f[8]);
       return false;
     }
     if (*f[9] && !is_number(f[9], 0, 1, NULL)) {
@@ -168,10 +222,14 @@ static bool read_set(int set, csv_doc *doc) {
       ctl_err("%s:%d: %s", s->file, row->line, err);
       return false;
     }
+    /* the key: the first column; a calendar day is (calendar_id, date), business
+     * hours are per region_prefix */
+    int kc = set == SLA_HOURS ? 1 : 0;
     for (int q = 1; q < r; q++)
-      if (strcmp(doc->rows[q].fields[0], row->fields[0]) == 0) {
-        ctl_err("%s:%d: duplicate %s '%s' (first on line %d)", s->file, row->line, s->cols[0],
-                row->fields[0], doc->rows[q].line);
+      if (strcmp(doc->rows[q].fields[kc], row->fields[kc]) == 0 &&
+          (set != SLA_CALENDAR || strcmp(doc->rows[q].fields[3], row->fields[3]) == 0)) {
+        ctl_err("%s:%d: duplicate %s '%s' (first on line %d)", s->file, row->line, s->cols[kc],
+                row->fields[kc], doc->rows[q].line);
         return false;
       }
   }
@@ -179,18 +237,68 @@ static bool read_set(int set, csv_doc *doc) {
 }
 
 static const char *const replace_sql[SLA_NSETS] = {
-    "DELETE FROM sla.calendar_days WHERE calendar = 'cn'",
+    "DELETE FROM sla.calendar_days",
     "DELETE FROM sla.policies",
     "DELETE FROM sla.units",
+    "DELETE FROM sla.calendar_regions",
 };
 static const char *const insert_sql[SLA_NSETS] = {
-    "INSERT INTO sla.calendar_days (calendar, day, kind, name) VALUES ('cn', $1::date, $2, $3)",
+    "INSERT INTO sla.calendar_days (calendar, day, kind, name)"
+    " VALUES (coalesce(NULLIF($4, ''), 'cn'), $1::date, $2, $3)",
     "INSERT INTO sla.policies (id, kind, stream, tier, level, area, step, limit_value, unit,"
     " warn_ratio, name, ord) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::numeric, $9,"
     " coalesce(NULLIF($10, '')::numeric, 0.9), $11, $12::int)",
     "INSERT INTO sla.units (id, name, region, parent, kind) VALUES ($1, $2, $3, NULLIF($4, ''), "
     "$5)",
+    "INSERT INTO sla.calendar_regions (calendar_id, region_prefix, open_time, close_time)"
+    " VALUES ($1, $2, $3::time, $4::time)",
 };
+
+/* The notifier's copy of the calendar sets (same rows; its migration makes
+ * the tables — skipped with a note while it has not). */
+static const char *const notify_table[SLA_NSETS] = {"notify.calendar_days", NULL, NULL,
+                                                    "notify.business_hours"};
+static const char *const notify_insert_sql[SLA_NSETS] = {
+    "INSERT INTO notify.calendar_days (day, kind, name, calendar_id)"
+    " VALUES ($1::date, $2, $3, coalesce(NULLIF($4, ''), 'cn'))",
+    NULL, NULL,
+    "INSERT INTO notify.business_hours (calendar_id, region_prefix, open, close)"
+    " VALUES ($1, $2, $3::time, $4::time)",
+};
+
+static bool table_exists(PGconn *c, const char *name) {
+  const char *v[1] = {name};
+  PGresult *r = PQexecParams(c, "SELECT to_regclass($1) IS NOT NULL", 1, NULL, v, NULL, NULL, 0);
+  bool yes = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+             strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+  PQclear(r);
+  return yes;
+}
+
+static bool write_notify_copy(PGconn *c, int set, csv_doc *doc, bool *wrote) {
+  const sla_set *s = &sla_sets[set];
+  if (!notify_table[set])
+    return true;
+  if (!table_exists(c, notify_table[set])) {
+    printf("load: %-15s no %s yet (the notifier's migration makes it): skipped\n", s->name,
+           notify_table[set]);
+    return true;
+  }
+  char del[96];
+  snprintf(del, sizeof del, "DELETE FROM %s", notify_table[set]);
+  if (!ctl_exec(c, del, s->name))
+    return false;
+  for (int r = 1; r < doc->nrows; r++) {
+    char what[256];
+    snprintf(what, sizeof what, "%s:%d (%s)", s->file, doc->rows[r].line, notify_table[set]);
+    if (!ctl_exec_params(c, notify_insert_sql[set], s->ncols,
+                         (const char *const *)doc->rows[r].fields, what))
+      return false;
+  }
+  printf("load: %-15s %4d rows → %s\n", s->name, doc->nrows - 1, notify_table[set]);
+  *wrote = true;
+  return true;
+}
 
 static bool write_set(PGconn *c, int set, csv_doc *doc) {
   const sla_set *s = &sla_sets[set];
@@ -227,12 +335,14 @@ static int load_sla_sets(const bool want[SLA_NSETS]) {
   c = ctl_admin_connect();
   if (!c || !ctl_exec(c, "BEGIN", "load"))
     goto done;
-  bool ok = true;
+  bool ok = true, notify = false;
   for (int k = 0; ok && k < SLA_NSETS; k++)
     if (want[k])
-      ok = write_set(c, k, &docs[k]);
+      ok = write_set(c, k, &docs[k]) && write_notify_copy(c, k, &docs[k], &notify);
   if (ok)
     ok = ctl_exec(c, "NOTIFY sla_reference", "load: notify");
+  if (ok && notify)
+    ok = ctl_exec(c, "NOTIFY notify_reference", "load: notify");
   if (!ok) {
     PQclear(PQexec(c, "ROLLBACK"));
     goto done;
@@ -280,5 +390,7 @@ int cmd_load_all(int argc, char **argv) {
   if (argc == 1)
     for (int k = 0; k < SLA_NSETS; k++)
       want[k] = any_sla = true;
+  if (want[SLA_CALENDAR] || want[SLA_HOURS]) /* one definition: always both */
+    want[SLA_CALENDAR] = want[SLA_HOURS] = true;
   return any_sla ? load_sla_sets(want) : EXIT_OK;
 }

@@ -10,8 +10,8 @@ enum { DAY_MS = 86400000, MIN_MS = 60000, MAX_SCAN_DAYS = 3660 };
 void calendar_init(sla_calendar *c) {
   memset(c, 0, sizeof *c);
   c->tz_offset_min = 480;
-  c->open_min = 9 * 60;
-  c->close_min = 17 * 60;
+  c->open_min = 8 * 60 + 30;
+  c->close_min = 17 * 60 + 30;
 }
 
 void calendar_free(sla_calendar *c) {
@@ -125,6 +125,8 @@ int sla_unit_parse(const char *s) {
     return SLA_UNIT_BUSINESS_HOURS;
   if (strcmp(s, "working_days") == 0)
     return SLA_UNIT_WORKING_DAYS;
+  if (strcmp(s, "day_end") == 0)
+    return SLA_UNIT_DAY_END;
   return -1;
 }
 
@@ -132,6 +134,7 @@ const char *sla_unit_name(sla_unit u) {
   switch (u) {
   case SLA_UNIT_BUSINESS_HOURS: return "business_hours";
   case SLA_UNIT_WORKING_DAYS: return "working_days";
+  case SLA_UNIT_DAY_END: return "day_end";
   default: return "clock_hours";
   }
 }
@@ -143,6 +146,8 @@ int64_t calendar_add(const sla_calendar *c, int64_t start_ms, int64_t amount_ms,
   if (unit == SLA_UNIT_CLOCK_HOURS || amount_ms < 0)
     return start_ms + amount_ms;
   int64_t off = (int64_t)c->tz_offset_min * MIN_MS;
+  if (unit == SLA_UNIT_DAY_END) /* from the local midnight that began the start's day */
+    return floor_div(start_ms + off, DAY_MS) * DAY_MS + amount_ms - off;
   int64_t ws = 0, we = DAY_MS;
   if (unit == SLA_UNIT_BUSINESS_HOURS) {
     ws = (int64_t)c->open_min * MIN_MS;
@@ -167,4 +172,53 @@ int64_t calendar_add(const sla_calendar *c, int64_t start_ms, int64_t amount_ms,
     left -= hi - from;
   }
   return start_ms + amount_ms; /* a calendar without working days: count clock time */
+}
+
+int calendar_copy(sla_calendar *dst, const sla_calendar *src) {
+  dst->tz_offset_min = src->tz_offset_min;
+  dst->open_min = src->open_min;
+  dst->close_min = src->close_min;
+  if (src->ndays == 0)
+    return 0;
+  calendar_override *nd = realloc(dst->days, (size_t)src->ndays * sizeof *nd);
+  if (!nd)
+    return -1;
+  memcpy(nd, src->days, (size_t)src->ndays * sizeof *nd);
+  dst->days = nd;
+  dst->ndays = dst->cap = src->ndays;
+  return 0;
+}
+
+int calendar_region_key(const char *region, char out[16]) {
+  out[0] = '\0';
+  if (!region || !*region || strcmp(region, "*") == 0)
+    return 0;
+  size_t n = strlen(region);
+  if (n > 12)
+    return -1;
+  for (size_t i = 0; i < n; i++)
+    if (region[i] < '0' || region[i] > '9')
+      return -1;
+  memcpy(out, region, n + 1);
+  if (n == 6)
+    while (n >= 2 && out[n - 1] == '0' && out[n - 2] == '0')
+      out[n -= 2] = '\0';
+  return 0;
+}
+
+const sla_calendar *calendar_pick(const region_calendar *v, int n, const sla_calendar *dflt,
+                                  const char *region) {
+  char key[16];
+  if (calendar_region_key(region, key) != 0)
+    key[0] = '\0';
+  const region_calendar *best = NULL;
+  size_t best_len = 0;
+  for (int i = 0; i < n; i++) {
+    size_t pl = strlen(v[i].prefix);
+    if (strncmp(key, v[i].prefix, pl) == 0 && (!best || pl > best_len)) {
+      best = &v[i];
+      best_len = pl;
+    }
+  }
+  return best ? &best->cal : dflt;
 }

@@ -98,7 +98,7 @@ static int64_t mono_ms(void) {
 }
 
 static Kesu__V1__Step step_from_name(const char *s) {
-  for (int v = 1; v <= 7; v++)
+  for (int v = 1; v <= 9; v++)
     if (strcmp(step_name((Kesu__V1__Step)v), s) == 0) return (Kesu__V1__Step)v;
   return KESU__V1__STEP__STEP_UNSPECIFIED;
 }
@@ -119,6 +119,13 @@ static void arm_fire_timer(app *a) {
   evtimer_add(a->ev_fire, &tv);
 }
 
+/* The columns of TIMER_COLS, as loaded at start and on resume. */
+#define TIMER_COLS                                                                            \
+  "SELECT order_no, step, coalesce(unit_id, ''), coalesce(region, ''), " MS("started_at")    \
+  ", " MS("warn_at") ", " MS("due_at") ", limit_seconds, warned_at IS NOT NULL,"             \
+  " breached_at IS NOT NULL, " MS("escalate1_at") ", " MS("escalate2_at") ", escalated"    \
+  " FROM sla.timers"
+
 /* --- the stream: timers from router events -------------------------------- */
 
 /* What the policies need of an order, from its WorkOrderCreated; kept for
@@ -126,6 +133,9 @@ static void arm_fire_timer(app *a) {
  * while a batch is built: replaying a batch puts the same values again. */
 typedef struct {
   char kind[16], stream[16], tier[16], level[40];
+  char area[16]; /* urban | rural (repairs, R-29); "" on WorkOrderCreated = urban */
+  bool large_fault; /* repair: the fix step uses the large-fault limit */
+  char work[24];    /* repair: "" (a fault), "install" or "install_no_network" (R-29) */
 } order_attr;
 
 static void attr_put(app *a, const char *order_no, const order_attr *v) {
@@ -142,6 +152,46 @@ static void attr_of_created(const Kesu__V1__WorkOrderCreated *c, order_attr *o) 
   if (c->stream) snprintf(o->stream, sizeof o->stream, "%s", stream_name(c->stream));
   if (c->tier) snprintf(o->tier, sizeof o->tier, "%s", tier_name(c->tier));
   snprintf(o->level, sizeof o->level, "%s", c->customer_level ? c->customer_level : "");
+  if (!*o->level && c->vip) snprintf(o->level, sizeof o->level, "vip");
+  snprintf(o->area, sizeof o->area, "%s", c->area && *c->area ? c->area : "urban");
+  /* R-29 installation: problem type installation (the network is in place:
+   * the same day) or installation_no_network (2 working days). */
+  if (c->kind == KESU__V1__KIND__REPAIR && c->problem_type) {
+    if (strcmp(c->problem_type, "installation") == 0)
+      snprintf(o->work, sizeof o->work, "install");
+    else if (strcmp(c->problem_type, "installation_no_network") == 0)
+      snprintf(o->work, sizeof o->work, "install_no_network");
+  }
+}
+
+/* The policy step of a timer's step: a repair's fix is small or large (R-29). */
+static const char *policy_step(const order_attr *o, const char *step) {
+  if (strcmp(step, "fix") == 0) {
+    if (o && *o->work) return o->work; /* installation: its own limit, not a fault's */
+    return o && o->large_fault ? "fix_large" : "fix_small";
+  }
+  return step;
+}
+
+enum { DAY_MS_ = 86400000 };
+
+/* R-29 "urban reports before 21:00 (24:00 in special-time mode) are handled
+ * the same day": the policy step `cutoff` (clock_hours = the local hour of
+ * day, 21; a row with 24 is special-time mode) for the order's attributes.
+ * A repair accepted at or after the cutoff (until midnight) starts its arrive
+ * and fix timers at the next day's business opening on its region's
+ * calendar; without a matching row (rural) they start at acceptance. */
+static int64_t repair_start(app *a, const order_attr *o, const char *region, int64_t at) {
+  policy_key k = {.kind = o->kind, .stream = o->stream, .tier = o->tier, .level = o->level,
+                  .area = o->area, .step = "cutoff"};
+  const sla_policy *p = policy_match(&a->ref.policies, &k);
+  if (!p || p->unit != SLA_UNIT_CLOCK_HOURS) return at;
+  const sla_calendar *cal = sla_reference_calendar(&a->ref, region ? region : "");
+  int64_t off = (int64_t)cal->tz_offset_min * 60000;
+  int64_t local = at + off;
+  int64_t day = local / DAY_MS_ - (local % DAY_MS_ < 0);
+  if (local - day * DAY_MS_ < (int64_t)(p->limit * 3600000.0 + 0.5)) return at;
+  return (day + 1) * DAY_MS_ + (int64_t)cal->open_min * 60000 - off;
 }
 
 typedef struct {
@@ -152,18 +202,20 @@ typedef struct {
 
 /* The limit of `step` for an order with attributes o (NULL: unknown, only
  * '*' policies match) started at `start` (R-25 … R-30). */
-static void spec_for(app *a, const order_attr *o, const char *step, int64_t start,
-                     timer_spec *ts) {
+static void spec_for(app *a, const order_attr *o, const char *step, const char *region,
+                     int64_t start, timer_spec *ts) {
   ts->step = step;
   ts->started = start;
-  policy_key k = {.step = step};
+  policy_key k = {.step = policy_step(o, step)};
   if (o) {
     k.kind = o->kind;
     k.stream = o->stream;
     k.tier = o->tier;
     k.level = o->level;
+    k.area = o->area;
   }
-  sla_reference_deadlines(&a->ref, &k, start, &ts->d);
+  /* the calendar of the order's region (R-33) */
+  sla_reference_deadlines_in(&a->ref, region ? region : "", &k, start, &ts->d);
   ts->limit_s = (ts->d.due_at - ts->started) / 1000;
 }
 
@@ -173,11 +225,36 @@ static void spec_of_created(app *a, const Kesu__V1__Envelope *env, timer_spec *t
   const Kesu__V1__WorkOrderCreated *c = env->work_order_created;
   order_attr o;
   attr_of_created(c, &o);
-  spec_for(a, &o, step_name(KESU__V1__STEP__ANSWER), c->accepted_at ? c->accepted_at
-                                                                      : env->occurred_at, ts);
+  const char *region = *env->region ? env->region : c->region;
+  spec_for(a, &o, step_name(KESU__V1__STEP__ANSWER), region,
+           c->accepted_at ? c->accepted_at : env->occurred_at, ts);
   ts->order_no = *c->order_no ? c->order_no : env->order_no;
   ts->unit_id = c->unit_id;
-  ts->region = *env->region ? env->region : c->region;
+  ts->region = region;
+}
+
+/* The other timers a new order starts besides the answer (at most 2): a
+ * repair's arrival and fix from acceptance (R-29: 30 min / 1 h urban, 2 h /
+ * 12 h rural). Other orders' handling starts with the holder's sign. */
+static int specs_of_created(app *a, const Kesu__V1__Envelope *env, timer_spec out[2]) {
+  const Kesu__V1__WorkOrderCreated *c = env->work_order_created;
+  timer_spec ans;
+  spec_of_created(a, env, &ans);
+  order_attr o;
+  attr_of_created(c, &o);
+  int n = 0;
+  if (c->kind == KESU__V1__KIND__REPAIR) {
+    int64_t start = repair_start(a, &o, ans.region, ans.started);
+    if (!*o.work) /* an installation has no arrival limit */
+      spec_for(a, &o, "arrive", ans.region, start, &out[n++]);
+    spec_for(a, &o, "fix", ans.region, start, &out[n++]);
+  }
+  for (int i = 0; i < n; i++) {
+    out[i].order_no = ans.order_no;
+    out[i].unit_id = ans.unit_id;
+    out[i].region = ans.region;
+  }
+  return n;
 }
 
 static const char *order_of_closed(const Kesu__V1__Envelope *env) {
@@ -187,10 +264,14 @@ static const char *order_of_closed(const Kesu__V1__Envelope *env) {
 
 /* The step timer a workflow state runs (R-26): the centre reviews and
  * dispatches, the holder handles, the centre replies after feedback, the
- * callback follows the close. NULL: none. */
+ * callback follows the close. NULL: none. Department handling counts from
+ * the holder's sign 签收 (dispatched → handling), for the first holder and
+ * for every later one (transfer, escalation, re-dispatch): a dispatched
+ * order not signed yet runs no handling timer — its answer timer (R-25,
+ * from acceptance) runs all along. */
 static const char *step_of_state(const char *state) {
   if (strcmp(state, "review") == 0) return "review";
-  if (strcmp(state, "dispatched") == 0 || strcmp(state, "handling") == 0) return "handle";
+  if (strcmp(state, "handling") == 0) return "handle";
   if (strcmp(state, "feedback") == 0) return "feedback";
   if (strcmp(state, "closed") == 0) return "callback";
   return NULL;
@@ -209,6 +290,10 @@ typedef struct {
   const char *order_no, *close_step, *open_step, *holder, *region;
   bool restart; /* open_step starts over even if it runs (new holder) */
   bool close_answer, done;
+  bool arrived;    /* repair: on site, the arrival step ends (R-29) */
+  bool reclassify; /* R-35: tier / customer level / fault size changed */
+  const char *tier, *level, *reason, *actor;
+  bool vip;
   int64_t at;
 } step_change;
 
@@ -236,7 +321,100 @@ static bool step_change_of(const Kesu__V1__Envelope *env, step_change *sc) {
   sc->close_answer = strcmp(s->to_state, "answered") == 0 || strcmp(s->to_state, "closed") == 0 ||
                      strcmp(s->to_state, "archived") == 0;
   sc->done = callback_done;
+  sc->arrived = strcmp(act, "arrive") == 0;
+  sc->tier = s->tier;
+  sc->level = s->customer_level;
+  sc->vip = s->vip;
+  sc->reason = s->reason;
+  sc->actor = s->actor;
+  /* A re-tier / customer-level change (action reclassify), or a repair found
+   * to be a large fault (reason "large_fault" on arrive or reclassify). */
+  sc->reclassify = strcmp(act, "reclassify") == 0 ||
+                   (sc->arrived && s->reason && strcmp(s->reason, "large_fault") == 0);
+  if (strcmp(act, "reclassify") == 0) { /* the state stays: no step opens or closes */
+    sc->close_step = sc->open_step = NULL;
+    sc->restart = false;
+  }
   return true;
+}
+
+/* R-35: the order's attributes after a reclassify (tier, customer level,
+ * VIP, large fault); false if nothing the policies see changed. */
+static bool attr_reclassified(const order_attr *cur, const step_change *sc, order_attr *next) {
+  *next = *cur;
+  /* The router sends the order as it is after the step: on a reclassify
+   * tier, customer level and VIP are the new values (a level may go down). */
+  if (sc->reclassify && !sc->arrived) {
+    if (sc->tier && *sc->tier) snprintf(next->tier, sizeof next->tier, "%s", sc->tier);
+    snprintf(next->level, sizeof next->level, "%s",
+             sc->level && *sc->level ? sc->level : sc->vip ? "vip" : "");
+  }
+  if (sc->reason && strcmp(sc->reason, "large_fault") == 0) next->large_fault = true;
+  return memcmp(cur, next, sizeof *cur) != 0;
+}
+
+/* The steps whose running timers a reclassify recomputes. */
+static const char *const recompute_steps[] = {"answer", "review", "handle", "feedback",
+                                              "arrive", "fix"};
+enum { N_RECOMPUTE = sizeof recompute_steps / sizeof *recompute_steps };
+
+/* An arrival whose deadline is the time agreed with the customer (R-29
+ * appointment) keeps it through a reclassify (the fix step's move is a
+ * shift in paused_ms, recomputed like a pause). */
+#define APPOINTED                                                                         \
+  "($2 = 'arrive' AND EXISTS (SELECT 1 FROM sla.recommits r WHERE r.order_no = $1"        \
+  " AND r.step = $2 AND r.kind = 'appointment'))"
+
+/* R-35: a running timer's deadlines from its original start under the
+ * order's new attributes; the old due goes to sla.recommits (kind
+ * 'reclassify') and original_due_at keeps the first one. Timers already
+ * overdue, paused, closed or set by an appointment keep theirs; a rain/snow
+ * postponement counts like a pause (paused_ms). */
+static void sql_recompute(app *a, pg_tx *tx, const step_change *sc, const order_attr *o) {
+  for (int i = 0; i < N_RECOMPUTE; i++) {
+    sla_timer *t = timer_set_get(&a->timers, sc->order_no, recompute_steps[i]);
+    if (!t || t->closed || t->breached) continue;
+    timer_spec ts;
+    spec_for(a, o, recompute_steps[i], t->region, t->started_at, &ts);
+    char b[7][24];
+    snprintf(b[0], 24, "%" PRId64, ts.d.warn_at);
+    snprintf(b[1], 24, "%" PRId64, ts.d.due_at);
+    snprintf(b[2], 24, "%" PRId64, ts.d.escalate_at[0]);
+    snprintf(b[3], 24, "%" PRId64, ts.d.escalate_at[1]);
+    snprintf(b[4], 24, "%" PRId64, ts.limit_s);
+    snprintf(b[5], 24, "%" PRId64, sc->at);
+    snprintf(b[6], 24, "%" PRId64, t->started_at);
+    const char *v1[7] = {sc->order_no, recompute_steps[i], b[1], sc->reason ? sc->reason : "",
+                         sc->actor ? sc->actor : "", b[5], b[6]};
+    pg_tx_add(tx,
+              "INSERT INTO sla.recommits (order_no, step, old_due_at, new_due_at, reason, actor, at,"
+              " kind) SELECT order_no, step, due_at, to_timestamp($3::bigint / 1000.0),"
+              " CASE WHEN $4 = '' THEN 'reclassify' ELSE $4 END, $5,"
+              " to_timestamp($6::bigint / 1000.0), 'reclassify' FROM sla.timers"
+              " WHERE order_no = $1 AND step = $2 AND closed_at IS NULL AND breached_at IS NULL"
+              " AND paused_at IS NULL AND started_at = to_timestamp($7::bigint / 1000.0)"
+              " AND NOT " APPOINTED
+              " AND due_at <> to_timestamp($3::bigint / 1000.0) + paused_ms * interval '1 ms'",
+              7, v1, NULL, NULL);
+    const char *v2[11] = {sc->order_no, recompute_steps[i], b[0], b[1], b[2], b[3], b[4],
+                          ts.d.policy_id ? ts.d.policy_id : "", sla_unit_name(ts.d.unit), b[6],
+                          b[5]};
+    /* a warning given for the old limit is given again at 90 % of the new
+     * one if that is still ahead */
+    pg_tx_add(tx,
+              "UPDATE sla.timers SET original_due_at = coalesce(original_due_at, due_at),"
+              " warned_at = CASE WHEN to_timestamp($3::bigint / 1000.0) + paused_ms"
+              " * interval '1 ms' > to_timestamp($11::bigint / 1000.0) THEN NULL ELSE warned_at END,"
+              " warn_at = to_timestamp($3::bigint / 1000.0) + paused_ms * interval '1 ms',"
+              " due_at = to_timestamp($4::bigint / 1000.0) + paused_ms * interval '1 ms',"
+              " escalate1_at = to_timestamp($5::bigint / 1000.0) + paused_ms * interval '1 ms',"
+              " escalate2_at = to_timestamp($6::bigint / 1000.0) + paused_ms * interval '1 ms',"
+              " limit_seconds = $7::bigint, policy_id = NULLIF($8, ''), limit_unit = $9"
+              " WHERE order_no = $1 AND step = $2 AND closed_at IS NULL AND breached_at IS NULL"
+              " AND paused_at IS NULL AND started_at = to_timestamp($10::bigint / 1000.0)"
+              " AND NOT " APPOINTED,
+              11, v2, NULL, NULL);
+  }
 }
 
 static void sql_close_step(pg_tx *tx, const char *order_no, const char *step, int64_t at) {
@@ -283,6 +461,12 @@ static void sql_open_timer(pg_tx *tx, const timer_spec *ts, bool restart) {
   pg_tx_add(tx, sql, 12, v, NULL, NULL);
 }
 
+/* Repairs run arrival and fix instead of a handling step (R-29). */
+static bool step_not_for(app *a, const char *order_no, const char *step) {
+  const order_attr *o = strmap_get(a->orders, order_no);
+  return step && strcmp(step, "handle") == 0 && o && strcmp(o->kind, "repair") == 0;
+}
+
 static void on_apply(pg_tx *tx, const Kesu__V1__Envelope *env, void *arg) {
   app *a = arg;
   if (env->payload_case == KESU__V1__ENVELOPE__PAYLOAD_WORK_ORDER_CREATED) {
@@ -292,20 +476,45 @@ static void on_apply(pg_tx *tx, const Kesu__V1__Envelope *env, void *arg) {
     order_attr o;
     attr_of_created(env->work_order_created, &o);
     attr_put(a, ts.order_no, &o);
-    const char *ov[6] = {ts.order_no, o.kind, o.stream, o.tier, o.level, ts.region ? ts.region : ""};
+    const char *ov[8] = {ts.order_no, o.kind, o.stream, o.tier,
+                         o.level, ts.region ? ts.region : "", o.area, o.work};
     pg_tx_add(tx,
-              "INSERT INTO sla.orders (order_no, kind, stream, tier, level, region)"
-              " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (order_no) DO NOTHING",
-              6, ov, NULL, NULL);
+              "INSERT INTO sla.orders (order_no, kind, stream, tier, level, region, area, work)"
+              " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (order_no) DO NOTHING",
+              8, ov, NULL, NULL);
     sql_open_timer(tx, &ts, false);
+    timer_spec more[2];
+    int n = specs_of_created(a, env, more);
+    for (int i = 0; i < n; i++) sql_open_timer(tx, &more[i], false);
   } else if (env->payload_case == KESU__V1__ENVELOPE__PAYLOAD_WORK_ORDER_STEP_CHANGED) {
     step_change sc;
     if (!step_change_of(env, &sc)) return;
     if (sc.close_step) sql_close_step(tx, sc.order_no, sc.close_step, sc.at);
-    if (sc.close_answer) sql_close_step(tx, sc.order_no, step_name(KESU__V1__STEP__ANSWER), sc.at);
-    if (sc.open_step) {
+    if (sc.close_answer) {
+      sql_close_step(tx, sc.order_no, step_name(KESU__V1__STEP__ANSWER), sc.at);
+      sql_close_step(tx, sc.order_no, "arrive", sc.at);
+      sql_close_step(tx, sc.order_no, "fix", sc.at);
+    }
+    if (sc.arrived) sql_close_step(tx, sc.order_no, "arrive", sc.at);
+    if (sc.reclassify) {
+      order_attr *cur = strmap_get(a->orders, sc.order_no), next;
+      /* Like WorkOrderCreated, memory is written while the batch is built;
+       * a batch applied again writes the same rows again (not only on a
+       * change: the first try may have been rolled back). */
+      if (cur) {
+        attr_reclassified(cur, &sc, &next);
+        *cur = next;
+        const char *ov[4] = {sc.order_no, next.tier, next.level, next.large_fault ? "t" : "f"};
+        pg_tx_add(tx,
+                  "UPDATE sla.orders SET tier = $2, level = $3, large_fault = $4::boolean"
+                  " WHERE order_no = $1",
+                  4, ov, NULL, NULL);
+        sql_recompute(a, tx, &sc, &next);
+      }
+    }
+    if (sc.open_step && !step_not_for(a, sc.order_no, sc.open_step)) {
       timer_spec ts;
-      spec_for(a, strmap_get(a->orders, sc.order_no), sc.open_step, sc.at, &ts);
+      spec_for(a, strmap_get(a->orders, sc.order_no), sc.open_step, sc.region, sc.at, &ts);
       ts.order_no = sc.order_no;
       ts.unit_id = sc.holder;
       ts.region = sc.region;
@@ -363,6 +572,31 @@ static void mem_open(app *a, const timer_spec *ts) {
   }
 }
 
+static void add_timer_rows_missing(const pg_result_set *rs, void *arg);
+
+/* After a reclassify: the order's running timers (those not being fired)
+ * come back from their rows with the recomputed deadlines. */
+static void reload_order_timers(app *a, const char *order_no) {
+  char steps[128] = "{";
+  for (int i = 0; i < N_RECOMPUTE; i++) {
+    sla_timer *t = timer_set_get(&a->timers, order_no, recompute_steps[i]);
+    if (!t || t->inflight) continue;
+    timer_set_del(&a->timers, t);
+    if (steps[1]) strcat(steps, ",");
+    strcat(steps, recompute_steps[i]);
+  }
+  strcat(steps, "}");
+  if (!steps[2]) return;
+  const char *v[2] = {order_no, steps};
+  pg_tx *tx = pg_tx_new();
+  pg_tx_add(tx,
+            TIMER_COLS " WHERE order_no = $1 AND step = ANY($2::text[]) AND closed_at IS NULL"
+            " AND escalated < 2 AND paused_at IS NULL"
+            " AND (breached_at IS NULL OR escalate1_at IS NOT NULL)",
+            2, v, NULL, NULL);
+  pg_conn_submit(a->pg, tx, add_timer_rows_missing, a);
+}
+
 static void on_committed(const Kesu__V1__Envelope *env, void *arg) {
   app *a = arg;
   metric_add(a->m_applied, 1);
@@ -371,14 +605,24 @@ static void on_committed(const Kesu__V1__Envelope *env, void *arg) {
     spec_of_created(a, env, &ts);
     if (!*ts.order_no) return;
     if (!timer_set_get(&a->timers, ts.order_no, ts.step)) mem_open(a, &ts);
+    timer_spec more[2];
+    int n = specs_of_created(a, env, more);
+    for (int i = 0; i < n; i++)
+      if (!timer_set_get(&a->timers, more[i].order_no, more[i].step)) mem_open(a, &more[i]);
   } else if (env->payload_case == KESU__V1__ENVELOPE__PAYLOAD_WORK_ORDER_STEP_CHANGED) {
     step_change sc;
     if (!step_change_of(env, &sc)) return;
     if (sc.close_step) mem_close(a, sc.order_no, sc.close_step);
-    if (sc.close_answer) mem_close(a, sc.order_no, step_name(KESU__V1__STEP__ANSWER));
-    if (sc.open_step) {
+    if (sc.close_answer) {
+      mem_close(a, sc.order_no, step_name(KESU__V1__STEP__ANSWER));
+      mem_close(a, sc.order_no, "arrive");
+      mem_close(a, sc.order_no, "fix");
+    }
+    if (sc.arrived) mem_close(a, sc.order_no, "arrive");
+    if (sc.reclassify) reload_order_timers(a, sc.order_no);
+    if (sc.open_step && !step_not_for(a, sc.order_no, sc.open_step)) {
       timer_spec ts;
-      spec_for(a, strmap_get(a->orders, sc.order_no), sc.open_step, sc.at, &ts);
+      spec_for(a, strmap_get(a->orders, sc.order_no), sc.open_step, sc.region, sc.at, &ts);
       ts.order_no = sc.order_no;
       ts.unit_id = sc.holder;
       ts.region = sc.region;
@@ -386,7 +630,8 @@ static void on_committed(const Kesu__V1__Envelope *env, void *arg) {
     }
     if (sc.done) attr_drop(a, sc.order_no);
   } else if (env->payload_case == KESU__V1__ENVELOPE__PAYLOAD_WORK_ORDER_CLOSED) {
-    static const char *const steps[] = {"answer", "accept", "review", "handle", "feedback"};
+    static const char *const steps[] = {"answer", "accept", "review", "handle",
+                                        "feedback", "arrive", "fix"};
     for (size_t i = 0; i < sizeof steps / sizeof *steps; i++)
       mem_close(a, order_of_closed(env), steps[i]);
   } else {
@@ -744,7 +989,7 @@ static void load_reference(app *a) {
   }
   a->ref_loading = true;
   pg_tx *tx = pg_tx_new();
-  for (int i = 0; i < 4; i++) pg_tx_add(tx, sla_reference_sql[i], 0, NULL, NULL, NULL);
+  for (int i = 0; i < 5; i++) pg_tx_add(tx, sla_reference_sql[i], 0, NULL, NULL, NULL);
   pg_conn_submit(a->pg, tx, on_reference, a);
 }
 
@@ -760,12 +1005,6 @@ static void on_reference_notify(const char *channel, const char *payload, void *
  * one result would double the resident memory at start. */
 static void load_timers_from(app *a);
 
-/* The columns of TIMER_COLS, as loaded at start and on resume. */
-#define TIMER_COLS                                                                            \
-  "SELECT order_no, step, coalesce(unit_id, ''), coalesce(region, ''), " MS("started_at")    \
-  ", " MS("warn_at") ", " MS("due_at") ", limit_seconds, warned_at IS NOT NULL,"             \
-  " breached_at IS NOT NULL, " MS("escalate1_at") ", " MS("escalate2_at") ", escalated"    \
-  " FROM sla.timers"
 
 static bool add_timer_row(app *a, PGresult *r, int i) {
   sla_timer *t = timer_set_add(
@@ -781,6 +1020,19 @@ static bool add_timer_row(app *a, PGresult *r, int i) {
   t->escalated = atoi(PQgetvalue(r, i, 12));
   timer_set_arm(&a->timers, t);
   return true;
+}
+
+static void add_timer_rows_missing(const pg_result_set *rs, void *arg) {
+  app *a = arg;
+  if (rs->ok) {
+    for (int i = 0; i < PQntuples(rs->res[0]); i++)
+      if (!timer_set_get(&a->timers, PQgetvalue(rs->res[0], i, 0), PQgetvalue(rs->res[0], i, 1)))
+        add_timer_row(a, rs->res[0], i);
+  } else {
+    log_warn("sla: reloading reclassified timers failed: %s (they load at the next start)",
+               rs->error);
+  }
+  arm_fire_timer(a);
 }
 
 static void on_loaded(const pg_result_set *rs, void *arg) {
@@ -840,6 +1092,9 @@ static void on_orders_loaded(const pg_result_set *rs, void *arg) {
     snprintf(o.stream, sizeof o.stream, "%s", PQgetvalue(r, i, 2));
     snprintf(o.tier, sizeof o.tier, "%s", PQgetvalue(r, i, 3));
     snprintf(o.level, sizeof o.level, "%s", PQgetvalue(r, i, 4));
+    snprintf(o.area, sizeof o.area, "%s", PQgetvalue(r, i, 5));
+    o.large_fault = strcmp(PQgetvalue(r, i, 6), "t") == 0;
+    snprintf(o.work, sizeof o.work, "%s", PQgetvalue(r, i, 7));
     attr_put(a, PQgetvalue(r, i, 0), &o);
   }
   load_timers_from(a);
@@ -851,7 +1106,8 @@ static void load_timers(app *a) {
   a->nloaded = 0;
   a->load_after[0][0] = a->load_after[1][0] = '\0';
   pg_tx *tx = pg_tx_new();
-  pg_tx_add(tx, "SELECT order_no, kind, stream, tier, level FROM sla.orders WHERE NOT done", 0,
+  pg_tx_add(tx, "SELECT order_no, kind, stream, tier, level, area, large_fault, work FROM sla.orders"
+            " WHERE NOT done", 0,
             NULL, NULL, NULL);
   pg_conn_submit(a->pg, tx, on_orders_loaded, a);
 }
@@ -947,6 +1203,23 @@ static void on_timers_rows(const pg_result_set *rs, void *arg) {
   json_t *body = json_object();
   json_object_set_new(body, "order_no", json_string(PQgetvalue(r, 0, 10)));
   json_object_set_new(body, "timers", arr);
+  /* Every move of a deadline, oldest first: re-commit, reclassify,
+   * appointment, postpone (rain/snow) — the reason stays visible (R-29, R-34). */
+  json_t *moves = json_array();
+  PGresult *m = rs->n > 1 ? rs->res[1] : NULL;
+  for (int i = 0; m && i < PQntuples(m); i++) {
+    json_t *t = json_object();
+    json_object_set_new(t, "step", json_string(PQgetvalue(m, i, 0)));
+    json_object_set_new(t, "kind", json_string(PQgetvalue(m, i, 1)));
+    json_object_set_new(t, "reason", json_string(PQgetvalue(m, i, 2)));
+    json_object_set_new(t, "old_due_at", json_time(m, i, 3));
+    json_object_set_new(t, "new_due_at", json_time(m, i, 4));
+    json_object_set_new(t, "at", json_time(m, i, 5));
+    json_object_set_new(t, "actor", json_string(PQgetvalue(m, i, 6)));
+    json_object_set_new(t, "customer_caused", json_boolean(*PQgetvalue(m, i, 7) == 't'));
+    json_array_append_new(moves, t);
+  }
+  json_object_set_new(body, "moves", moves);
   http_reply_json(q->req, 200, body);
   free(q);
 }
@@ -972,6 +1245,10 @@ static void h_get_timers(struct evhttp_request *req, const auth_ctx *auth, char 
             " coalesce(region, ''), limit_seconds, order_no, " MS("original_due_at") ","
             " coalesce(policy_id, ''), limit_unit"
             " FROM sla.timers WHERE order_no = $1 ORDER BY started_at, step",
+            1, v, NULL, NULL);
+  pg_tx_add(tx,
+            "SELECT step, kind, reason, " MS("old_due_at") ", " MS("new_due_at") ", " MS("at")
+            ", actor, customer_caused FROM sla.recommits WHERE order_no = $1 ORDER BY id",
             1, v, NULL, NULL);
   pg_conn_submit(a->pg, tx, on_timers_rows, q);
 }
@@ -1267,6 +1544,169 @@ static void h_resume(struct evhttp_request *req, const auth_ctx *auth, char **se
   h_pause_resume(req, auth, segs, false, arg);
 }
 
+/* --- R-29: appointment with the customer, rain/snow postponement ---------- */
+
+typedef struct {
+  app *a;
+  struct evhttp_request *req;
+  bool admin, appointment;
+  char scope[64], order_no[72], reason[16], actor[96];
+  int64_t appt;
+} move_req;
+
+static void on_moved(const pg_result_set *rs, void *arg) {
+  move_req *q = arg;
+  if (!rs->ok || PQntuples(rs->res[0]) < 1) {
+    http_reply_error(q->req, 503, "unavailable", "database unavailable", NULL);
+    free(q);
+    return;
+  }
+  PGresult *r = rs->res[0];
+  const char *status = PQgetvalue(r, 0, q->appointment ? 1 : 0);
+  if (strcmp(status, "ok") != 0) {
+    if (strcmp(status, "not_found") == 0)
+      http_reply_error(q->req, 404, "not_found",
+                       q->appointment ? "no arrival timer for this order" : "no such order", NULL);
+    else if (strcmp(status, "conflict") == 0)
+      http_reply_error(q->req, 409, "conflict",
+                       q->appointment ? "the arrival step is closed or already overdue"
+                                      : "no open step of this repair is left to move",
+                       NULL);
+    else if (q->appointment)
+      http_reply_error(q->req, 422, "invalid_value", "the appointment must be in the future", "at");
+    else
+      http_reply_error(q->req, 422, "invalid_value", "only a repair is postponed for weather",
+                       NULL);
+    free(q);
+    return;
+  }
+  /* memory: the order's running timers come back from their rows */
+  reload_order_timers(q->a, q->order_no);
+  log_info("sla: %s %s", q->appointment ? "appointment" : "postponed", q->order_no);
+  json_t *body = json_object();
+  json_object_set_new(body, "order_no", json_string(q->order_no));
+  if (q->appointment) {
+    char buf[40];
+    clock_format_ms(q->appt, buf, sizeof buf);
+    json_object_set_new(body, "appointment", json_string(buf));
+    json_t *arr = json_array();
+    for (int i = 0; i < PQntuples(r); i++) {
+      if (strcmp(PQgetvalue(r, i, 1), "ok") != 0) continue;
+      json_t *t = json_object();
+      json_object_set_new(t, "step", json_string(PQgetvalue(r, i, 0)));
+      json_object_set_new(t, "warn_at", json_time(r, i, 2));
+      json_object_set_new(t, "due_at", json_time(r, i, 3));
+      json_array_append_new(arr, t);
+    }
+    json_object_set_new(body, "moved", arr);
+  } else {
+    json_object_set_new(body, "reason", json_string(q->reason));
+    json_object_set_new(body, "moved", json_integer(strtoll(PQgetvalue(r, 0, 1), NULL, 10)));
+  }
+  http_reply_json(q->req, 200, body);
+  free(q);
+}
+
+static void on_move_scope(const pg_result_set *rs, void *arg) {
+  move_req *q = arg;
+  if (!order_row_visible(q->req, rs, q->admin, q->scope, 0, "no such order")) {
+    free(q);
+    return;
+  }
+  char now[24], appt[24];
+  snprintf(now, sizeof now, "%" PRId64, clock_now_ms());
+  snprintf(appt, sizeof appt, "%" PRId64, q->appt);
+  pg_tx *tx = pg_tx_new();
+  if (q->appointment) {
+    const char *v[4] = {q->order_no, appt, q->actor, now};
+    pg_tx_add(tx, "SELECT * FROM sla.appointment($1, $2::bigint, $3, $4::bigint)", 4, v, NULL,
+              NULL);
+  } else {
+    const char *v[4] = {q->order_no, q->reason, q->actor, now};
+    pg_tx_add(tx, "SELECT * FROM sla.postpone($1, $2, $3, $4::bigint)", 4, v, NULL, NULL);
+  }
+  pg_conn_submit(q->a->pg, tx, on_moved, q);
+}
+
+/* POST /v1/timers/{order_no}/appointment {"at": RFC 3339}: the arrival time
+ * agreed with the customer replaces the arrival limit (R-29; no deduction
+ * for the customer's choice: the original limit is not breached). POST
+ * /v1/timers/{order_no}/postpone {"reason": "rain"|"snow"}: the repair moves
+ * to the next day. Admin, or a handler within its scope. */
+static void h_move(struct evhttp_request *req, const auth_ctx *auth, char **segs, bool appointment,
+                   app *a) {
+  if (strcmp(auth->role, "admin") != 0 && strcmp(auth->role, "handler") != 0) {
+    http_reply_error(req, 403, "forbidden", "this needs the handler or admin role", NULL);
+    return;
+  }
+  json_t *body = http_read_json(req);
+  if (!body) return;
+  const char *field = appointment ? "at" : "reason";
+  const char *key;
+  json_t *val;
+  json_object_foreach(body, key, val) {
+    if (strcmp(key, field) != 0) {
+      http_reply_error(req, 422, "unknown_field", "unknown field", key);
+      json_decref(body);
+      return;
+    }
+  }
+  json_t *f = json_object_get(body, field);
+  if (!f) {
+    http_reply_error(req, 422, "missing_field", "required", field);
+    json_decref(body);
+    return;
+  }
+  if (!json_is_string(f)) {
+    http_reply_error(req, 422, "wrong_type", "must be a string", field);
+    json_decref(body);
+    return;
+  }
+  if (strlen(segs[0]) >= 72) {
+    http_reply_error(req, 404, "not_found", "no such order", NULL);
+    json_decref(body);
+    return;
+  }
+  move_req *q = calloc(1, sizeof *q);
+  q->a = a;
+  q->req = req;
+  q->appointment = appointment;
+  q->admin = strcmp(auth->role, "admin") == 0;
+  const char *v = json_string_value(f);
+  const char *why = NULL;
+  if (appointment && clock_parse_ms(v, &q->appt) != 0)
+    why = "not an RFC 3339 time";
+  else if (!appointment && strcmp(v, "rain") != 0 && strcmp(v, "snow") != 0)
+    why = "the reason is rain or snow";
+  if (why) {
+    http_reply_error(req, 422, "invalid_value", why, field);
+    json_decref(body);
+    free(q);
+    return;
+  }
+  if (!appointment) snprintf(q->reason, sizeof q->reason, "%s", v);
+  json_decref(body);
+  snprintf(q->scope, sizeof q->scope, "%s", auth->scope ? auth->scope : "");
+  snprintf(q->order_no, sizeof q->order_no, "%s", segs[0]);
+  snprintf(q->actor, sizeof q->actor, "%s", auth->name ? auth->name : "");
+  const char *p[1] = {q->order_no};
+  pg_tx *tx = pg_tx_new();
+  pg_tx_add(tx, "SELECT coalesce(region, '') FROM sla.orders WHERE order_no = $1", 1, p, NULL,
+            NULL);
+  pg_conn_submit(a->pg, tx, on_move_scope, q);
+}
+
+static void h_appointment(struct evhttp_request *req, const auth_ctx *auth, char **segs,
+                          int nsegs, void *arg) {
+  (void)nsegs;
+  h_move(req, auth, segs, true, arg);
+}
+static void h_postpone(struct evhttp_request *req, const auth_ctx *auth, char **segs, int nsegs,
+                       void *arg) {
+  (void)nsegs;
+  h_move(req, auth, segs, false, arg);
+}
+
 /* --- lists: supervision records, due/overdue steps, the ledger ------------- */
 
 typedef enum { LIST_SUPERVISION, LIST_DUE, LIST_LEDGER } list_kind;
@@ -1528,6 +1968,8 @@ int main(void) {
   http_route(a.http, EVHTTP_REQ_POST, "/v1/timers/*/recommit", 0, h_recommit, &a);
   http_route(a.http, EVHTTP_REQ_POST, "/v1/timers/*/pause", 0, h_pause, &a);
   http_route(a.http, EVHTTP_REQ_POST, "/v1/timers/*/resume", 0, h_resume, &a);
+  http_route(a.http, EVHTTP_REQ_POST, "/v1/timers/*/appointment", 0, h_appointment, &a);
+  http_route(a.http, EVHTTP_REQ_POST, "/v1/timers/*/postpone", 0, h_postpone, &a);
   http_route(a.http, EVHTTP_REQ_GET, "/v1/supervision", 0, h_supervision, &a);
   http_route(a.http, EVHTTP_REQ_GET, "/v1/due", 0, h_due, &a);
   http_route(a.http, EVHTTP_REQ_GET, "/v1/ledger", 0, h_ledger, &a);

@@ -85,7 +85,8 @@ const sla_policy *policy_match(const policy_set *s, const policy_key *k) {
 }
 
 int64_t policy_limit_ms(const sla_policy *p) {
-  double unit_ms = p->unit == SLA_UNIT_WORKING_DAYS ? 86400000.0 : 3600000.0;
+  double unit_ms =
+      p->unit == SLA_UNIT_WORKING_DAYS || p->unit == SLA_UNIT_DAY_END ? 86400000.0 : 3600000.0;
   return (int64_t)llround(p->limit * unit_ms);
 }
 
@@ -93,6 +94,9 @@ void policy_deadlines(const sla_policy *p, const sla_calendar *c, int64_t start_
                       int64_t *warn_at, int64_t *due_at) {
   int64_t limit = policy_limit_ms(p);
   int64_t warn = (int64_t)llround((double)limit * p->warn_ratio);
-  *warn_at = calendar_add(c, start_ms, warn, p->unit);
   *due_at = calendar_add(c, start_ms, limit, p->unit);
+  if (p->unit == SLA_UNIT_DAY_END) /* 90 % of the time actually given */
+    *warn_at = start_ms + (int64_t)llround((double)(*due_at - start_ms) * p->warn_ratio);
+  else
+    *warn_at = calendar_add(c, start_ms, warn, p->unit);
 }

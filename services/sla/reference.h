@@ -12,19 +12,24 @@
 #include "strmap.h"
 
 typedef struct {
-  sla_calendar calendar;
+  sla_calendar calendar;     /* the national calendar 'cn' (the '*' row's hours) */
+  region_calendar *regions;  /* per region prefix (sla.calendar_regions), owned */
+  int nregions;
   policy_set policies;
   strmap *parent; /* unit id → malloc'd parent id (units without a parent absent) */
 } sla_reference;
 
 /* The SELECTs whose results sla_reference_build takes, in this order. */
-extern const char *const sla_reference_sql[4];
+extern const char *const sla_reference_sql[5];
 
 void sla_reference_init(sla_reference *r);
 void sla_reference_free(sla_reference *r);
 /* Fills an initialised r from the results of sla_reference_sql; -1 (r
  * partly filled, free it) on a malformed row. */
-int sla_reference_build(sla_reference *r, PGresult *const res[4]);
+int sla_reference_build(sla_reference *r, PGresult *const res[5]);
+/* The calendar of an order's region (most specific region row, else the
+ * national one). */
+const sla_calendar *sla_reference_calendar(const sla_reference *r, const char *region);
 /* The unit above, or NULL. */
 const char *sla_reference_parent(const sla_reference *r, const char *unit_id);
 
@@ -35,7 +40,10 @@ typedef struct {
   int64_t escalate_at[2]; /* 150 % and 200 % of the limit */
 } sla_deadline;
 
-/* Deadlines of a step started at start_ms for key k. */
+/* Deadlines of a step started at start_ms for key k, on the national
+ * calendar / on the calendar of `region`. */
 void sla_reference_deadlines(const sla_reference *r, const policy_key *k, int64_t start_ms,
                              sla_deadline *out);
+void sla_reference_deadlines_in(const sla_reference *r, const char *region, const policy_key *k,
+                                int64_t start_ms, sla_deadline *out);
 #endif
