@@ -7,7 +7,10 @@
 const char *const tmpl_known_vars[] = {
     "order_no",      "promised_by",    "customer_name", "customer_phone", "title",
     "region",        "unit",           "business_type", "problem_type",   "due_at",
-    "step",          "event",          "tier",          "escalated_to",   NULL,
+    "step",          "event",          "tier",          "escalated_to",
+    /* issue 5, second round: unit names, the customer's answer, digests */
+    "unit_name",     "escalated_to_name", "answer",     "date",           "count",
+    "items",         NULL,
 };
 
 bool tmpl_is_known_var(const char *name, size_t len) {

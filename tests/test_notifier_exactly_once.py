@@ -32,7 +32,7 @@ def test_sigkill_mid_send_delivers_each_notification_once(system):
                 s = local.s = requests.Session()
             body = complaint(region=REGION,
                              customer={"name": "客户%d" % i, "phone": "137%08d" % i,
-                                       "home_region": REGION},
+                                       "home_region": REGION, "address": "测试地址%d号" % i},
                              title="通知测试%d" % i)
             r = s.post(system["intake"].url("/v1/complaints"), json=body,
                        headers=system.headers(), timeout=30)

@@ -14,7 +14,8 @@ def sms_delivery(system, order_no):
 def submit(system, phone):
     r = system.post("intake", "/v1/complaints",
                     complaint(region="110105", customer={"name": "赵六", "phone": phone,
-                                                         "home_region": "110105"}))
+                                                         "home_region": "110105",
+                                                         "address": "北京市朝阳区建国路1号"}))
     assert r.status_code == 201, r.text
     return r.json()["order_no"]
 

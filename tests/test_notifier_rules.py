@@ -9,6 +9,7 @@ import tempfile
 import time
 
 from conftest import BIN, ROOT, Service, SmsGateway, complaint, wait_for
+from notify_hours import next_opening, working_day
 from smtp_sink import SmtpSink
 
 RECEIPT = "【客诉】您的投诉已受理，工单号{order_no}，我们将在{promised}前答复您。"
@@ -73,11 +74,15 @@ def test_receipt_text_and_masked_staff_copy(system):
         system.pg.query("INSERT INTO notify.contacts VALUES ('sh-pd', 'handler', 'im', %s)",
                         (im.url,))
         time.sleep(1)  # the notifier reloads on NOTIFY notify_reference
-        # business hours, so the (not urgent) dispatch message goes out at once
-        if not (8 <= now(system).hour < 17):
-            advance_to(system, 9, 0)
+        # business hours (a working day: R-33 calendar), so the (not urgent)
+        # dispatch message goes out at once
+        t = now(system) + datetime.timedelta(minutes=10)
+        opening = next_opening(system, t)
+        if opening != t:
+            system.advance((opening - t).total_seconds() + 60)
         ans = submit(system, region="310115",
-                     customer={"name": "李雷", "phone": "13812341234", "home_region": "310115"},
+                     customer={"name": "李雷", "phone": "13812341234", "home_region": "310115",
+                               "address": "上海市浦东新区张杨路100号"},
                      title="宽带频繁掉线")
         no = ans["order_no"]
         promised = ans["promised_by"][:16].replace("T", " ")
@@ -109,7 +114,8 @@ def test_receipt_text_and_masked_staff_copy(system):
 def test_quiet_hours_hold_customer_sms_until_eight(system):
     at = advance_to(system, 22, 30)
     ans = submit(system, region="310115",
-                 customer={"name": "韩梅梅", "phone": "13987654321", "home_region": "310115"},
+                 customer={"name": "韩梅梅", "phone": "13987654321", "home_region": "310115",
+                               "address": "上海市浦东新区张杨路100号"},
                  title="夜间投诉")
     no = ans["order_no"]
     wait_for(lambda: [d for d in deliveries(system, no) if d["channel"] == "sms"],
@@ -147,9 +153,13 @@ def test_sla_warning_and_breach_reach_holder_and_supervisor(system):
                         " ('sh-pd', 'supervisor', 'im', %s)", (im.url + "/holder",
                                                                   im.url + "/supervisor"))
         time.sleep(1)
-        advance_to(system, 8, 0)
+        start = advance_to(system, 8, 0)
+        while not working_day(system, (start + datetime.timedelta(days=1)).date()):
+            system.advance(86400)  # the warning falls on a working day's early morning
+            start += datetime.timedelta(days=1)
         ans = submit(system, region="310115",
-                     customer={"name": "王五", "phone": "13600001111", "home_region": "310115"},
+                     customer={"name": "王五", "phone": "13600001111", "home_region": "310115",
+                               "address": "上海市浦东新区张杨路100号"},
                      title="光猫故障无人处理")
         no = ans["order_no"]
         wait_for(lambda: system.get("sla", "/v1/timers/" + no).status_code == 200,
@@ -168,10 +178,14 @@ def test_sla_warning_and_breach_reach_holder_and_supervisor(system):
         warn = [d for d in deliveries(system, no) if d["event_type"] == "SlaWarning"]
         assert {d["channel"] for d in warn} == {"sms", "im"}
         assert all(d["status"] == "pending" for d in warn), warn
+        at = start + datetime.timedelta(hours=21, minutes=40)
+        opening = next_opening(system, at)
+        assert opening > at and opening.date() == at.date()
+        assert {datetime.datetime.fromisoformat(d["next_attempt_at"]) for d in warn} == {opening}
         time.sleep(1.5)
         assert im_to("holder", "【预警工单】") == []
-        # 08:01: business hours (warning goes out) and past 100 % (breach).
-        system.advance(2 * 3600 + 21 * 60)
+        # the opening (warning goes out), past 100 % at 08:00 (breach).
+        system.advance(max((opening - at).total_seconds(), 2 * 3600 + 20 * 60) + 60)
         wait_for(lambda: im_to("holder", "【预警工单】"), what="warning IM to the holder")
         holder = im_to("holder", "【预警工单】")[0]["body"]["text"]["content"]
         assert "136****1111" in holder and "13600001111" not in holder
@@ -198,14 +212,20 @@ def test_sla_warning_and_breach_reach_holder_and_supervisor(system):
         assert no in body and "136****1111" in body and "13600001111" not in body
         assert "光猫故障无人处理" in body
         assert any("<supervisor@sh-pd.example.com>" in r for x in smtp.messages for r in x["to"])
-        # the unit head's e-mail of the new complaint (WorkOrderCreated)
-        assert [m for m in smtp.parsed()
-                if str(m["Subject"]) == "【新投诉】%s 光猫故障无人处理" % no]
+        # the new complaint is in the unit head's digest of the next opening
+        digest = "【投诉日报】浦东分公司 %s" % opening.date().isoformat()
+
+        def digests():
+            return [m for m in smtp.parsed() if str(m["Subject"]) == digest]
+        wait_for(digests, what="the head's digest e-mail")
+        assert "head@sh-pd.example.com" in str(digests()[0]["To"])
+        assert ". %s 光猫故障无人处理（310115）\n" % no in digests()[0].get_content() + "\n"
         # each once
         time.sleep(1)
         assert len(im_to("holder", "【预警工单】")) == 1
         assert len(im_to("supervisor", "【督办工单】")) == 1
         assert len(mails()) == 1
+        assert len(digests()) == 1
     finally:
         system.pg.query("DELETE FROM notify.contacts WHERE address LIKE %s", (im.url + "%",))
         notifier.stop()

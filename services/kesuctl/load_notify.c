@@ -26,9 +26,11 @@ static const char *const recipients[] = {"customer",   "handler",     "head", "s
                                          "next_level", "province_cs", "hq",   NULL};
 static const char *const events[] = {"ComplaintReceived", "WorkOrderCreated", "WorkOrderDispatched",
                                      "WorkOrderClosed",   "SlaWarning",       "SlaBreached",
-                                     "SlaEscalated",      NULL};
-static const char *const cond_keys[] = {"kind",         "tier",          "level", "region",
-                                        "problem_type", "business_type", NULL};
+                                     "SlaEscalated",      "WorkOrderStepChanged", "ComplaintDigest",
+                                     NULL};
+static const char *const cond_keys[] = {"kind",          "tier",   "level",         "region",
+                                        "problem_type",  "business_type", "action",
+                                        "reply_channel", "major",         NULL};
 
 static bool in(const char *s, const char *const *set) {
   for (int i = 0; set[i]; i++)
@@ -100,7 +102,8 @@ static bool notify_conditions_ok(const char *s, char *err, size_t errlen) {
     *eq = '\0';
     if (!in(part, cond_keys)) {
       snprintf(err, errlen,
-               "unknown condition '%s' (kind, tier, level, region, problem_type, business_type)",
+               "unknown condition '%s' (kind, tier, level, region, problem_type, business_type,"
+               " action, reply_channel, major)",
                part);
       ok = false;
     }
@@ -233,7 +236,7 @@ static bool write_rows(PGconn *c, csv_doc *d, const char *sql, int n, const char
 }
 
 int cmd_load_notify(void) {
-  csv_doc t = {0}, r = {0}, k = {0};
+  csv_doc t = {0}, r = {0}, k = {0}, u = {0};
   int rc = EXIT_FAIL;
   PGconn *c = NULL;
   if (!read_csv("data/notify_templates.csv", "code,channel,subject,body", &t) ||
@@ -246,6 +249,8 @@ int cmd_load_notify(void) {
   if (!read_csv("data/notify_contacts.csv", "unit_id,role,channel,address", &k) ||
       !check_contacts(&k))
     goto done;
+  /* unit names for {unit_name} and regions for R-24 (checked by `load units`) */
+  if (!read_csv("data/units.csv", "id,name,region,parent,kind", &u)) goto done;
   c = ctl_admin_connect();
   if (!c) goto done;
   bool ok = ctl_exec(c, "BEGIN", "load notify") &&
@@ -264,15 +269,21 @@ int cmd_load_notify(void) {
                        "INSERT INTO notify.contacts (unit_id, role, channel, address)"
                        " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
                        4, "data/notify_contacts.csv") &&
+            ctl_exec(c, "DELETE FROM notify.units", "load notify: clearing units") &&
+            write_rows(c, &u,
+                       "INSERT INTO notify.units (id, name, region) VALUES ($1, $2, $3)"
+                       " ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name,"
+                       " region = EXCLUDED.region",
+                       3, "data/units.csv") &&
             ctl_exec(c, "NOTIFY notify_reference", "load notify: notify") &&
             ctl_exec(c, "COMMIT", "load notify: commit");
   if (!ok) {
     PQclear(PQexec(c, "ROLLBACK"));
     goto done;
   }
-  printf("load: %-15s %4d templates, %d rules, %d contacts (replaced); notified "
+  printf("load: %-15s %4d templates, %d rules, %d contacts, %d unit names (replaced); notified "
          "notify_reference\n",
-         "notify", t.nrows - 1, r.nrows - 1, k.nrows - 1);
+         "notify", t.nrows - 1, r.nrows - 1, k.nrows - 1, u.nrows - 1);
   rc = EXIT_OK;
 done:
   if (rc != EXIT_OK) ctl_err("load notify: nothing written");
@@ -280,6 +291,7 @@ done:
   csv_free(&t);
   csv_free(&r);
   csv_free(&k);
+  csv_free(&u);
   return rc;
 }
 

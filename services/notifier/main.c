@@ -29,6 +29,7 @@
 #include "tmpl.h"
 
 #define MS(col) "(extract(epoch from " col ") * 1000)::bigint"
+#define CALLBACK_DUE_MS ((int64_t)7 * 86400 * 1000)
 
 
 /* "310000" → "31", "000000"/"" → "" (everything): the region prefix a scope
@@ -52,12 +53,30 @@ typedef struct {
   char *unit_id, *role, *channel, *address;
 } ncontact;
 typedef struct {
+  char *id, *name, *region;
+} nunit;
+typedef struct {
+  char *calendar_id, *prefix; /* prefix as region_prefix() reads it */
+  int open_min, close_min;
+} nhours;
+typedef struct {
+  char *id;
+  cal_day *days;
+  int ndays;
+} ncalendar;
+typedef struct {
   nrule *rules;
   int nrules;
   ntmpl *tmpls;
   int ntmpls;
   ncontact *contacts;
   int ncontacts;
+  nunit *units;
+  int nunits;
+  nhours *hours;
+  int nhours;
+  ncalendar *cals;
+  int ncals;
 } refdata;
 
 typedef struct {
@@ -73,7 +92,9 @@ typedef struct {
   bool loading, reload, orders_loaded;
   struct event *ev_reload;
   int quiet_from, quiet_to;   /* customer SMS held in [from, to) local */
-  int closed_from, closed_to; /* outside business hours: staff messages held */
+  int biz_open, biz_close;    /* staff business hours when notify.business_hours has none */
+  struct event *ev_digest;
+  bool digest_busy;
   int recorded_in_batch;
   metric *m_recorded, *m_applied, *m_no_phone;
 } app;
@@ -100,6 +121,22 @@ static void refdata_free(refdata *d) {
     free(d->contacts[i].channel);
     free(d->contacts[i].address);
   }
+  for (int i = 0; i < d->nunits; i++) {
+    free(d->units[i].id);
+    free(d->units[i].name);
+    free(d->units[i].region);
+  }
+  for (int i = 0; i < d->nhours; i++) {
+    free(d->hours[i].calendar_id);
+    free(d->hours[i].prefix);
+  }
+  for (int i = 0; i < d->ncals; i++) {
+    free(d->cals[i].id);
+    free(d->cals[i].days);
+  }
+  free(d->units);
+  free(d->hours);
+  free(d->cals);
   free(d->rules);
   free(d->tmpls);
   free(d->contacts);
@@ -112,10 +149,49 @@ static const ntmpl *find_tmpl(const refdata *d, const char *code) {
   return NULL;
 }
 
+static const nunit *find_unit(const refdata *d, const char *id) {
+  for (int i = 0; id && i < d->nunits; i++)
+    if (strcmp(d->units[i].id, id) == 0) return &d->units[i];
+  return NULL;
+}
+
+/* {unit_name}: the unit's Chinese name, else its id. */
+static const char *unit_name(const refdata *d, const char *id) {
+  const nunit *u = find_unit(d, id);
+  return u ? u->name : (id ? id : "");
+}
+
+static const ncalendar *find_calendar(const refdata *d, const char *id) {
+  for (int i = 0; i < d->ncals; i++)
+    if (!id || strcmp(d->cals[i].id, id) == 0) return &d->cals[i];
+  return NULL;
+}
+
+/* R-39: when a staff reminder about an order of `region` may go out — now
+ * in the business hours of the region (longest business_hours prefix) on a
+ * working day of its calendar, else the next opening. */
+static int64_t staff_release_ms(const app *a, const char *region, int64_t now) {
+  const nhours *best = NULL;
+  char reg[64];
+  region_prefix(region, reg, sizeof reg); /* "310115" stays; "310000" → "31" */
+  region = reg;
+  for (int i = 0; i < a->ref.nhours; i++) {
+    const nhours *h = &a->ref.hours[i];
+    if (strncmp(region ? region : "", h->prefix, strlen(h->prefix)) != 0) continue;
+    if (!best || strlen(h->prefix) > strlen(best->prefix)) best = h;
+  }
+  const ncalendar *cal = best ? find_calendar(&a->ref, best->calendar_id) : NULL;
+  if (!cal) cal = find_calendar(&a->ref, "cn");
+  return staff_open_at_ms(now, best ? best->open_min : a->biz_open,
+                          best ? best->close_min : a->biz_close, cal ? cal->days : NULL,
+                          cal ? cal->ndays : 0);
+}
+
 /* What the notifier knows of an open order (notify.orders). */
 typedef struct {
   char *phone, *customer_name, *level, *title, *region, *kind, *tier, *business_type,
-      *problem_type, *unit_id;
+      *problem_type, *unit_id, *email, *reply_channel;
+  bool major, urgent;
   int64_t promised_by;
 } order_ctx;
 
@@ -131,6 +207,8 @@ static void ctx_free(order_ctx *o) {
   free(o->business_type);
   free(o->problem_type);
   free(o->unit_id);
+  free(o->email);
+  free(o->reply_channel);
   free(o);
 }
 
@@ -164,6 +242,8 @@ static const char *step_zh(Kesu__V1__Step s) {
     case KESU__V1__STEP__ANSWER: return "答复";
     case KESU__V1__STEP__CALLBACK: return "回访";
     case KESU__V1__STEP__CLOSED: return "结办";
+    case KESU__V1__STEP__ARRIVE: return "到达";
+    case KESU__V1__STEP__FIX: return "修复";
     default: return "处理";
   }
 }
@@ -180,26 +260,31 @@ static order_ctx *ctx_for(app *a, const char *order_no) {
 static void save_ctx(pg_tx *tx, const char *order_no, const order_ctx *o) {
   char promised[24];
   snprintf(promised, sizeof promised, "%" PRId64, o->promised_by);
-  const char *v[12] = {order_no,      nz(o->phone),         nz(o->customer_name),
+  const char *v[16] = {order_no,      nz(o->phone),         nz(o->customer_name),
                        nz(o->level),  nz(o->title),         nz(o->region),
                        nz(o->kind),   nz(o->tier),          nz(o->business_type),
-                       nz(o->problem_type), nz(o->unit_id), promised};
+                       nz(o->problem_type), nz(o->unit_id), promised,
+                       nz(o->email),  nz(o->reply_channel), o->major ? "true" : "false",
+                       o->urgent ? "true" : "false"};
   pg_tx_add(tx,
             "INSERT INTO notify.orders (order_no, phone, customer_name, level, title, region, kind,"
-            " tier, business_type, problem_type, unit_id, promised_by)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::bigint)"
+            " tier, business_type, problem_type, unit_id, promised_by, email, reply_channel, major,"
+            " urgent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::bigint, $13, $14,"
+            " $15::boolean, $16::boolean)"
             " ON CONFLICT (order_no) DO UPDATE SET phone = EXCLUDED.phone,"
             " customer_name = EXCLUDED.customer_name, level = EXCLUDED.level,"
             " title = EXCLUDED.title, region = EXCLUDED.region, kind = EXCLUDED.kind,"
             " tier = EXCLUDED.tier, business_type = EXCLUDED.business_type,"
             " problem_type = EXCLUDED.problem_type, unit_id = EXCLUDED.unit_id,"
-            " promised_by = EXCLUDED.promised_by",
-            12, v, NULL, NULL);
+            " promised_by = EXCLUDED.promised_by, email = EXCLUDED.email,"
+            " reply_channel = EXCLUDED.reply_channel, major = EXCLUDED.major,"
+            " urgent = EXCLUDED.urgent",
+            16, v, NULL, NULL);
 }
 
 typedef struct {
   const Kesu__V1__Envelope *env;
-  const char *order_no, *unit, *due_at, *step, *escalated_to;
+  const char *order_no, *unit, *due_at, *step, *escalated_to, *action, *answer;
   const order_ctx *o;
 } ev_facts;
 
@@ -209,8 +294,18 @@ static bool channel_open(const app *a, const char *channel) {
   return true; /* im: the contact's address is the webhook */
 }
 
+/* The region whose business hours a staff member keeps: the recipient
+ * unit's (the contact's unit, else the unit the event concerns), else the
+ * order's. */
+static const char *staff_region(const app *a, const ev_facts *f, const char *unit_id) {
+  const nunit *u = unit_id && strcmp(unit_id, "*") ? find_unit(&a->ref, unit_id) : NULL;
+  if (!u) u = find_unit(&a->ref, f->unit);
+  if (u && *u->region) return u->region;
+  return f->o && f->o->region && *f->o->region ? f->o->region : f->env->region;
+}
+
 static void add_delivery(app *a, pg_tx *tx, const ev_facts *f, const nrule *r, const ntmpl *t,
-                         const char *address) {
+                         const char *address, const char *unit_id) {
   const order_ctx *o = f->o;
   bool customer = strcmp(r->recipient, "customer") == 0;
   char promised[20] = "", phone[64] = "";
@@ -223,7 +318,8 @@ static void add_delivery(app *a, pg_tx *tx, const ev_facts *f, const nrule *r, c
   const char *names[] = {"order_no",     "promised_by",  "customer_name", "customer_phone",
                          "title",        "region",       "unit",          "business_type",
                          "problem_type", "due_at",       "step",          "event",
-                         "tier",         "escalated_to"};
+                         "tier",         "escalated_to", "unit_name",     "escalated_to_name",
+                         "answer"};
   const char *values[] = {f->order_no,
                           promised,
                           o ? nz(o->customer_name) : "",
@@ -237,7 +333,10 @@ static void add_delivery(app *a, pg_tx *tx, const ev_facts *f, const nrule *r, c
                           f->step,
                           f->env->type,
                           o ? nz(o->tier) : "",
-                          f->escalated_to};
+                          f->escalated_to,
+                          unit_name(&a->ref, f->unit),
+                          unit_name(&a->ref, f->escalated_to),
+                          nz(f->answer)};
   int nv = (int)(sizeof names / sizeof *names);
   char *body = tmpl_render(t->body, nv, names, values);
   char *subject = tmpl_render(t->subject, nv, names, values);
@@ -252,8 +351,8 @@ static void add_delivery(app *a, pg_tx *tx, const ev_facts *f, const nrule *r, c
    * hours, unless the rule is urgent. */
   if (customer && strcmp(r->channel, "sms") == 0)
     t_due = hold_until_ms(t_now, a->quiet_from, a->quiet_to);
-  else if (!customer && !r->urgent)
-    t_due = hold_until_ms(t_now, a->closed_from, a->closed_to);
+  else if (!customer && !r->urgent && !(o && o->urgent))
+    t_due = staff_release_ms(a, staff_region(a, f, unit_id), t_now);
   snprintf(now, sizeof now, "%" PRId64, t_now);
   snprintf(due, sizeof due, "%" PRId64, t_due);
   const char *region = *f->env->region ? f->env->region : (o ? nz(o->region) : "");
@@ -277,33 +376,52 @@ static void add_delivery(app *a, pg_tx *tx, const ev_facts *f, const nrule *r, c
 
 static void apply_rules(app *a, pg_tx *tx, const ev_facts *f) {
   const order_ctx *o = f->o;
-  const char *keys[] = {"kind", "tier", "level", "region", "problem_type", "business_type"};
+  const char *keys[] = {"kind",          "tier",   "level",         "region", "problem_type",
+                        "business_type", "action", "reply_channel", "major"};
+  const char *region = o && o->region && *o->region ? o->region : f->env->region;
   const char *vals[] = {o ? nz(o->kind) : "",
                         o ? nz(o->tier) : "",
                         o ? nz(o->level) : "",
-                        o && o->region && *o->region ? o->region : f->env->region,
+                        region,
                         o ? nz(o->problem_type) : "",
-                        o ? nz(o->business_type) : ""};
+                        o ? nz(o->business_type) : "",
+                        nz(f->action),
+                        o && o->reply_channel && *o->reply_channel ? o->reply_channel : "sms",
+                        o && o->major ? "true" : "false"};
   for (int i = 0; i < a->ref.nrules; i++) {
     const nrule *r = &a->ref.rules[i];
     if (strcmp(r->event_type, f->env->type) != 0) continue;
-    if (!conditions_match(r->conditions, 6, keys, vals)) continue;
+    if (!conditions_match(r->conditions, 9, keys, vals)) continue;
     const ntmpl *t = find_tmpl(&a->ref, r->tmpl);
     if (!t) continue;
     if (strcmp(r->recipient, "customer") == 0) {
-      if (strcmp(r->channel, "sms") != 0) continue; /* only a phone is known of the customer */
-      if (!o || !o->phone || !*o->phone) {
-        metric_add(a->m_no_phone, 1);
+      /* R-38: a phone for SMS, the e-mail given at intake for e-mail */
+      const char *to = !o                                 ? NULL
+                       : strcmp(r->channel, "sms") == 0   ? o->phone
+                       : strcmp(r->channel, "email") == 0 ? o->email
+                                                          : NULL;
+      if (!to || !*to) {
+        if (strcmp(r->channel, "sms") == 0) metric_add(a->m_no_phone, 1);
         continue;
       }
-      add_delivery(a, tx, f, r, t, o->phone);
+      add_delivery(a, tx, f, r, t, to, NULL);
       continue;
     }
+    /* The province customer-service dept and the HQ complaint centre are
+     * found by region (R-24: the order may have no unit yet): a contact of
+     * that role whose unit's region covers the order's. */
+    bool by_region = strcmp(r->recipient, "province_cs") == 0 || strcmp(r->recipient, "hq") == 0;
     for (int k = 0; k < a->ref.ncontacts; k++) {
       const ncontact *c = &a->ref.contacts[k];
       if (strcmp(c->role, r->recipient) || strcmp(c->channel, r->channel)) continue;
-      if (strcmp(c->unit_id, "*") != 0 && strcmp(c->unit_id, f->unit) != 0) continue;
-      add_delivery(a, tx, f, r, t, c->address);
+      bool match = strcmp(c->unit_id, "*") == 0 || strcmp(c->unit_id, f->unit) == 0;
+      if (!match && by_region) {
+        const nunit *u = find_unit(&a->ref, c->unit_id);
+        char pre[16];
+        region_prefix(u ? u->region : "-", pre, sizeof pre);
+        match = u && strncmp(nz(region), pre, strlen(pre)) == 0;
+      }
+      if (match) add_delivery(a, tx, f, r, t, c->address, c->unit_id);
     }
   }
 }
@@ -311,7 +429,7 @@ static void apply_rules(app *a, pg_tx *tx, const ev_facts *f) {
 static void on_apply(pg_tx *tx, const Kesu__V1__Envelope *env, void *arg) {
   app *a = arg;
   ev_facts f = {.env = env, .order_no = env->order_no, .unit = "", .due_at = "", .step = "",
-                .escalated_to = ""};
+                .escalated_to = "", .action = "", .answer = ""};
   char due[20] = "";
   order_ctx *o = NULL;
   switch (env->payload_case) {
@@ -330,6 +448,11 @@ static void on_apply(pg_tx *tx, const Kesu__V1__Envelope *env, void *arg) {
       set_str(&o->tier, enum_name(&kesu__v1__tier__descriptor, c->tier));
       set_str(&o->business_type, c->business_type);
       set_str(&o->problem_type, c->problem_type);
+      set_str(&o->email, cu ? cu->email : NULL);
+      set_str(&o->reply_channel, cu ? cu->reply_channel : NULL);
+      /* R-24 重大问题: media, court (重大性) or mass impact (广泛性) */
+      o->major = o->major || c->gravity || c->breadth;
+      o->urgent = o->urgent || c->urgency || o->major;
       o->promised_by = c->promised_by ? c->promised_by
                                       : (c->accepted_at ? c->accepted_at : env->occurred_at) +
                                             tier_limit_ms(c->tier);
@@ -348,6 +471,16 @@ static void on_apply(pg_tx *tx, const Kesu__V1__Envelope *env, void *arg) {
       if (w->promised_by) o->promised_by = w->promised_by;
       f.unit = w->unit_id;
       save_ctx(tx, f.order_no, o);
+      if (!o->major) { /* R-38: the unit head's digest (a major problem goes at once) */
+        char at[24];
+        snprintf(at, sizeof at, "%" PRId64, env->occurred_at ? env->occurred_at : clock_now_ms());
+        const char *dv[5] = {f.order_no, w->unit_id, nz(o->region), nz(o->title), at};
+        pg_tx_add(tx,
+                  "INSERT INTO notify.digest_items (order_no, unit_id, region, title, recorded_at)"
+                  " VALUES ($1, $2, $3, $4, to_timestamp($5::bigint / 1000.0))"
+                  " ON CONFLICT (order_no) DO NOTHING",
+                  5, dv, NULL, NULL);
+      }
       break;
     }
     case KESU__V1__ENVELOPE__PAYLOAD_WORK_ORDER_DISPATCHED: {
@@ -359,11 +492,46 @@ static void on_apply(pg_tx *tx, const Kesu__V1__Envelope *env, void *arg) {
       save_ctx(tx, f.order_no, o);
       break;
     }
+    case KESU__V1__ENVELOPE__PAYLOAD_WORK_ORDER_STEP_CHANGED: {
+      const Kesu__V1__WorkOrderStepChanged *w = env->work_order_step_changed;
+      if (*w->order_no) f.order_no = w->order_no;
+      o = strmap_get(a->orders, f.order_no);
+      f.unit = w->holder_unit;
+      f.action = w->action;
+      f.answer = w->answer;
+      if (o && w->promised_by && w->promised_by != o->promised_by) { /* a recommit */
+        o->promised_by = w->promised_by;
+        save_ctx(tx, f.order_no, o);
+      }
+      break;
+    }
     case KESU__V1__ENVELOPE__PAYLOAD_WORK_ORDER_CLOSED: {
       const Kesu__V1__WorkOrderClosed *w = env->work_order_closed;
       if (*w->order_no) f.order_no = w->order_no;
       o = strmap_get(a->orders, f.order_no);
       f.unit = w->unit_id;
+      f.answer = w->answer;
+      /* R-38 callback due: a task for the callback team, due 7 days after the
+       * close (R-26). */
+      int64_t closed = w->closed_at ? w->closed_at : env->occurred_at;
+      char c_at[24], d_at[24];
+      snprintf(c_at, sizeof c_at, "%" PRId64, closed);
+      snprintf(d_at, sizeof d_at, "%" PRId64, closed + CALLBACK_DUE_MS);
+      const char *cv[8] = {f.order_no,
+                           *w->unit_id ? w->unit_id : (o ? nz(o->unit_id) : ""),
+                           *env->region ? env->region : (o ? nz(o->region) : ""),
+                           o ? nz(o->title) : "",
+                           o ? nz(o->customer_name) : "",
+                           o ? nz(o->phone) : "",
+                           c_at,
+                           d_at};
+      pg_tx_add(tx,
+                "INSERT INTO notify.callbacks (order_no, unit_id, region, title, customer_name,"
+                " phone, closed_at, due_at) VALUES ($1, $2, $3, $4, $5, $6,"
+                " to_timestamp($7::bigint / 1000.0), to_timestamp($8::bigint / 1000.0))"
+                " ON CONFLICT (order_no) DO UPDATE SET unit_id = EXCLUDED.unit_id,"
+                " closed_at = EXCLUDED.closed_at, due_at = EXCLUDED.due_at",
+                8, cv, NULL, NULL);
       break;
     }
     case KESU__V1__ENVELOPE__PAYLOAD_SLA_WARNING:
@@ -419,6 +587,173 @@ static void on_committed(const Kesu__V1__Envelope *env, void *arg) {
   }
 }
 
+/* --- the unit heads' digest (R-38 "complaint recorded → unit head, e-mail
+ * digest") -------------------------------------------------------------------
+ * At the opening of each business day of a unit (its calendar and hours), one
+ * message per ComplaintDigest rule and head contact lists the unit's orders
+ * recorded before that opening and not yet in a digest. notify.digests
+ * (unit, day) makes it once per day: the items are marked only by the pass
+ * that recorded the day's digest; the delivery key
+ * "digest:<unit>:<day>:<role>:<channel>:<hash>" makes the send exactly once. */
+
+typedef struct {
+  app *a;
+  int64_t now;
+} digest_q;
+
+static void on_digest_written(const pg_result_set *rs, void *arg) {
+  app *a = arg;
+  a->digest_busy = false;
+  if (!rs->ok) {
+    log_warn("notifier: digest: %s", rs->error);
+    return;
+  }
+  if (a->recorded_in_batch) {
+    metric_add(a->m_recorded, a->recorded_in_batch);
+    a->recorded_in_batch = 0;
+    sender_kick(a->snd);
+  }
+}
+
+static void digest_unit(app *a, pg_tx *tx, PGresult *r, int from, int to, int64_t now) {
+  const char *unit = PQgetvalue(r, from, 0);
+  const nunit *u = find_unit(&a->ref, unit);
+  const char *region = u && *u->region ? u->region : PQgetvalue(r, from, 3);
+  if (staff_release_ms(a, region, now) != now) return; /* not open now */
+  /* only what was recorded before today's opening */
+  int32_t today = cal_local_day(now);
+  int64_t midnight = (int64_t)today * 86400000 - (int64_t)8 * 3600000;
+  int64_t opening = staff_release_ms(a, region, midnight);
+  if (cal_local_day(opening) != today) return;
+  char day[16], date[16];
+  {
+    char buf[20];
+    template_local_minute(now, buf, sizeof buf);
+    snprintf(date, sizeof date, "%.10s", buf);
+    snprintf(day, sizeof day, "%s", date);
+  }
+  size_t cap = 256, len = 0;
+  char *items = malloc(cap), *list = malloc(cap), *arr = NULL;
+  items[0] = list[0] = '\0';
+  int count = 0;
+  for (int i = from; i < to; i++) {
+    if (strtoll(PQgetvalue(r, i, 4), NULL, 10) >= opening) continue;
+    char line[1024];
+    int n = snprintf(line, sizeof line, "\n%d. %s %s（%s）", count + 1,
+                     PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3));
+    if (n < 0 || (size_t)n >= sizeof line) n = (int)strlen(line);
+    while (len + (size_t)n + 1 > cap) items = realloc(items, cap *= 2);
+    memcpy(items + len, line, (size_t)n + 1);
+    len += (size_t)n;
+    size_t ll = strlen(list), nl = strlen(PQgetvalue(r, i, 1));
+    list = realloc(list, ll + nl + 2);
+    snprintf(list + ll, nl + 2, "%s%s", ll ? "," : "", PQgetvalue(r, i, 1));
+    count++;
+  }
+  if (count == 0) {
+    free(items);
+    free(list);
+    return;
+  }
+  size_t al = strlen(list) + 3;
+  arr = malloc(al);
+  snprintf(arr, al, "{%s}", list);
+  char cnt[16], now_s[24];
+  snprintf(cnt, sizeof cnt, "%d", count);
+  snprintf(now_s, sizeof now_s, "%" PRId64, now);
+  const char *gv[3] = {unit, day, arr};
+  pg_tx_add(tx,
+            "WITH g AS (INSERT INTO notify.digests (unit_id, day) VALUES ($1, $2::date)"
+            " ON CONFLICT DO NOTHING RETURNING unit_id)"
+            " UPDATE notify.digest_items SET digest_day = $2::date"
+            " WHERE order_no = ANY($3::text[]) AND EXISTS (SELECT 1 FROM g)",
+            3, gv, NULL, NULL);
+  const char *names[] = {"unit", "unit_name", "date", "count", "items", "region", "event"};
+  const char *values[] = {unit, unit_name(&a->ref, unit), date, cnt, items, region,
+                          "ComplaintDigest"};
+  for (int k = 0; k < a->ref.nrules; k++) {
+    const nrule *rl = &a->ref.rules[k];
+    if (strcmp(rl->event_type, "ComplaintDigest") || strcmp(rl->recipient, "customer") == 0)
+      continue;
+    const ntmpl *t = find_tmpl(&a->ref, rl->tmpl);
+    if (!t) continue;
+    for (int c = 0; c < a->ref.ncontacts; c++) {
+      const ncontact *ct = &a->ref.contacts[c];
+      if (strcmp(ct->role, rl->recipient) || strcmp(ct->channel, rl->channel)) continue;
+      if (strcmp(ct->unit_id, "*") && strcmp(ct->unit_id, unit)) continue;
+      char *body = tmpl_render(t->body, 7, names, values);
+      char *subject = tmpl_render(t->subject, 7, names, values);
+      char key[512];
+      snprintf(key, sizeof key, "digest:%s:%s:%s:%s:%016" PRIx64, unit, day, rl->recipient,
+               rl->channel, address_hash(ct->address));
+      const char *v[9] = {key,  region, ct->address, rl->channel, body,
+                          channel_open(a, rl->channel) ? "pending" : "no_gateway",
+                          now_s, subject, rl->recipient};
+      pg_tx_add(tx,
+                "INSERT INTO notify.deliveries (delivery_key, order_no, region, event_type,"
+                " recipient, channel, body, status, created_at, next_attempt_at, subject,"
+                " recipient_kind) VALUES ($1, NULL, NULLIF($2, ''), 'ComplaintDigest', $3, $4,"
+                " $5, $6, to_timestamp($7::bigint / 1000.0), to_timestamp($7::bigint / 1000.0),"
+                " $8, $9) ON CONFLICT (delivery_key) DO NOTHING",
+                9, v, NULL, NULL);
+      free(body);
+      free(subject);
+      a->recorded_in_batch++;
+    }
+  }
+  free(items);
+  free(list);
+  free(arr);
+}
+
+static void on_digest_items(const pg_result_set *rs, void *arg) {
+  digest_q *q = arg;
+  app *a = q->a;
+  if (!rs->ok) {
+    a->digest_busy = false;
+    free(q);
+    return;
+  }
+  PGresult *r = rs->res[0];
+  pg_tx *tx = pg_tx_new();
+  int n = PQntuples(r);
+  for (int i = 0; i < n;) {
+    int j = i;
+    while (j < n && strcmp(PQgetvalue(r, j, 0), PQgetvalue(r, i, 0)) == 0) j++;
+    digest_unit(a, tx, r, i, j, q->now);
+    i = j;
+  }
+  free(q);
+  if (pg_tx_count(tx) == 0) {
+    pg_tx_destroy(&tx);
+    a->digest_busy = false;
+    return;
+  }
+  pg_conn_submit(a->pg, tx, on_digest_written, a);
+}
+
+static void on_digest_tick(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  app *a = arg;
+  if (a->digest_busy || !a->cons || !pg_conn_ready(a->pg)) return;
+  bool any = false;
+  for (int i = 0; i < a->ref.nrules && !any; i++)
+    any = strcmp(a->ref.rules[i].event_type, "ComplaintDigest") == 0;
+  if (!any) return;
+  digest_q *q = calloc(1, sizeof *q);
+  q->a = a;
+  q->now = clock_now_ms();
+  a->digest_busy = true;
+  pg_tx *tx = pg_tx_new();
+  pg_tx_add(tx,
+            "SELECT unit_id, order_no, title, region, " MS("recorded_at")
+            " FROM notify.digest_items WHERE digest_day IS NULL"
+            " ORDER BY unit_id, recorded_at, order_no LIMIT 20000",
+            0, NULL, NULL, NULL);
+  pg_conn_submit(a->pg, tx, on_digest_items, q);
+}
+
 /* --- start-up: reference data and open orders, then the consumers ---------- */
 
 static void start_consumers(app *a);
@@ -461,10 +796,54 @@ static void on_reference(const pg_result_set *rs, void *arg) {
     d.contacts[i].channel = col_dup(r, i, 2);
     d.contacts[i].address = col_dup(r, i, 3);
   }
+  r = rs->res[3];
+  d.nunits = PQntuples(r);
+  d.units = calloc((size_t)d.nunits + 1, sizeof *d.units);
+  for (int i = 0; i < d.nunits; i++) {
+    d.units[i].id = col_dup(r, i, 0);
+    d.units[i].name = col_dup(r, i, 1);
+    d.units[i].region = col_dup(r, i, 2);
+  }
+  r = rs->res[4];
+  d.nhours = PQntuples(r);
+  d.hours = calloc((size_t)d.nhours + 1, sizeof *d.hours);
+  for (int i = 0; i < d.nhours; i++) {
+    char pre[64];
+    const char *p = PQgetvalue(r, i, 1);
+    region_prefix(strcmp(p, "*") == 0 ? "" : p, pre, sizeof pre);
+    d.hours[i].calendar_id = col_dup(r, i, 0);
+    d.hours[i].prefix = strdup(pre);
+    d.hours[i].open_min = atoi(PQgetvalue(r, i, 2));
+    d.hours[i].close_min = atoi(PQgetvalue(r, i, 3));
+  }
+  r = rs->res[5]; /* ordered by calendar_id */
+  d.cals = calloc((size_t)PQntuples(r) + 1, sizeof *d.cals);
+  for (int i = 0; i < PQntuples(r); i++) {
+    const char *id = PQgetvalue(r, i, 0);
+    if (d.ncals == 0 || strcmp(d.cals[d.ncals - 1].id, id) != 0) {
+      d.cals[d.ncals].id = strdup(id);
+      d.cals[d.ncals].days = calloc((size_t)PQntuples(r), sizeof(cal_day));
+      d.ncals++;
+    }
+    ncalendar *c = &d.cals[d.ncals - 1];
+    c->days[c->ndays].day = cal_day_of(PQgetvalue(r, i, 1));
+    c->days[c->ndays].workday = strcmp(PQgetvalue(r, i, 2), "workday") == 0;
+    c->ndays++;
+  }
+  /* A calendar other than 'cn' is the national one plus its own rows (its
+   * own first: the first row of a day decides). */
+  const ncalendar *cn = find_calendar(&d, "cn");
+  for (int i = 0; cn && i < d.ncals; i++) {
+    ncalendar *c = &d.cals[i];
+    if (c == cn) continue;
+    c->days = realloc(c->days, ((size_t)c->ndays + (size_t)cn->ndays) * sizeof(cal_day));
+    memcpy(c->days + c->ndays, cn->days, (size_t)cn->ndays * sizeof(cal_day));
+    c->ndays += cn->ndays;
+  }
   refdata_free(&a->ref);
   a->ref = d;
-  if (rs->n > 3) {
-    r = rs->res[3];
+  if (rs->n > 6) {
+    r = rs->res[6];
     for (int i = 0; i < PQntuples(r); i++) {
       order_ctx *o = calloc(1, sizeof *o);
       o->phone = col_dup(r, i, 1);
@@ -478,12 +857,18 @@ static void on_reference(const pg_result_set *rs, void *arg) {
       o->problem_type = col_dup(r, i, 9);
       o->unit_id = col_dup(r, i, 10);
       o->promised_by = strtoll(PQgetvalue(r, i, 11), NULL, 10);
+      o->email = col_dup(r, i, 12);
+      o->reply_channel = col_dup(r, i, 13);
+      o->major = PQgetvalue(r, i, 14)[0] == 't';
+      o->urgent = PQgetvalue(r, i, 15)[0] == 't';
       ctx_free(strmap_put(a->orders, PQgetvalue(r, i, 0), o));
     }
     a->orders_loaded = true;
   }
-  log_info("notifier: %d rules, %d templates, %d contacts; %zu open orders", a->ref.nrules,
-           a->ref.ntmpls, a->ref.ncontacts, strmap_size(a->orders));
+  log_info("notifier: %d rules, %d templates, %d contacts, %d units, %d business-hours rows,"
+           " %d calendars; %zu open orders",
+           a->ref.nrules, a->ref.ntmpls, a->ref.ncontacts, a->ref.nunits, a->ref.nhours,
+           a->ref.ncals, strmap_size(a->orders));
   if (a->ref.nrules == 0)
     log_warn("notifier: no notification rules: run `kesuctl load notify`");
   start_consumers(a);
@@ -506,10 +891,21 @@ static void load_reference(app *a) {
   pg_tx_add(tx, "SELECT code, channel, subject, body FROM notify.templates", 0, NULL, NULL, NULL);
   pg_tx_add(tx, "SELECT unit_id, role, channel, address FROM notify.contacts", 0, NULL, NULL,
             NULL);
+  pg_tx_add(tx, "SELECT id, name, region FROM notify.units", 0, NULL, NULL, NULL);
+  pg_tx_add(tx,
+            "SELECT calendar_id, region_prefix,"
+            " (extract(hour from open) * 60 + extract(minute from open))::int,"
+            " (extract(hour from close) * 60 + extract(minute from close))::int"
+            " FROM notify.business_hours",
+            0, NULL, NULL, NULL);
+  pg_tx_add(tx,
+            "SELECT calendar_id, day::text, kind FROM notify.calendar_days ORDER BY calendar_id, day",
+            0, NULL, NULL, NULL);
   if (!a->orders_loaded)
     pg_tx_add(tx,
               "SELECT order_no, phone, customer_name, level, title, region, kind, tier,"
-              " business_type, problem_type, unit_id, promised_by FROM notify.orders",
+              " business_type, problem_type, unit_id, promised_by, email, reply_channel, major, urgent"
+              " FROM notify.orders",
               0, NULL, NULL, NULL);
   a->loading = true;
   pg_conn_submit(a->pg, tx, on_reference, a);
@@ -532,7 +928,7 @@ static void on_reference_notify(const char *channel, const char *payload, void *
 typedef struct {
   app *a;
   struct evhttp_request *req;
-  bool admin;
+  bool admin, full; /* full: customer numbers unmasked (admin, centre) */
   char id[24];
 } http_q;
 
@@ -541,7 +937,19 @@ static http_q *new_q(app *a, struct evhttp_request *req, const auth_ctx *auth) {
   q->a = a;
   q->req = req;
   q->admin = auth && strcmp(auth->role, "admin") == 0;
+  q->full = auth && (q->admin || strcmp(auth->role, "centre") == 0);
   return q;
+}
+
+/* Deliveries and callback tasks show customers' numbers: admin and centre
+ * staff in full, handlers masked (R-41), within their scope; others 403. */
+static bool staff_may_read(struct evhttp_request *req, const auth_ctx *auth) {
+  if (strcmp(auth->role, "admin") == 0 || strcmp(auth->role, "centre") == 0 ||
+      strcmp(auth->role, "handler") == 0)
+    return true;
+  http_reply_error(req, 403, "forbidden", "deliveries need an admin, centre or handler token",
+                   NULL);
+  return false;
 }
 
 static json_t *json_time(PGresult *r, int row, int col) {
@@ -568,7 +976,7 @@ static void on_list_rows(const pg_result_set *rs, void *arg) {
     char masked[512];
     const char *recipient = PQgetvalue(r, i, 4);
     bool to_customer = strcmp(PQgetvalue(r, i, 14), "customer") == 0;
-    if (!q->admin && to_customer) { /* R-41: staff see the customer's number masked */
+    if (!q->full && to_customer) { /* R-41: handlers see the customer's number masked */
       phone_mask(recipient, masked, sizeof masked);
       recipient = masked;
     } else if (!q->admin && strcmp(PQgetvalue(r, i, 3), "im") == 0) {
@@ -603,6 +1011,7 @@ static const char *const statuses[] = {"pending", "sending", "sent", "failed", "
 static void h_list(struct evhttp_request *req, const auth_ctx *auth, char **segs, int nsegs,
                    void *arg) {
   app *a = arg;
+  if (!staff_may_read(req, auth)) return;
   const char *order_no = http_query(req, "order_no");
   const char *status = http_query(req, "status");
   if (status) {
@@ -684,6 +1093,72 @@ static void h_retry(struct evhttp_request *req, const auth_ctx *auth, char **seg
   pg_conn_submit(a->pg, tx, on_retried, q);
 }
 
+/* GET /v1/callbacks?unit=&due=YYYY-MM-DD — the callback team's task list
+ * (R-38 "callback due"): orders closed, callback due on or before the local
+ * day `due` (default today), oldest first. */
+static void on_callbacks(const pg_result_set *rs, void *arg) {
+  http_q *q = arg;
+  if (!rs->ok) {
+    http_reply_error(q->req, 503, "unavailable", "database unavailable", NULL);
+    free(q);
+    return;
+  }
+  PGresult *r = rs->res[0];
+  json_t *arr = json_array();
+  for (int i = 0; i < PQntuples(r); i++) {
+    char phone[64];
+    const char *p = PQgetvalue(r, i, 4);
+    if (!q->full) {
+      phone_mask(p, phone, sizeof phone);
+      p = phone;
+    }
+    const char *unit = PQgetvalue(r, i, 1);
+    json_array_append_new(
+        arr, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o}", "order_no", PQgetvalue(r, i, 0),
+                       "unit", unit, "unit_name", unit_name(&q->a->ref, unit), "title",
+                       PQgetvalue(r, i, 2), "customer_name", PQgetvalue(r, i, 3),
+                       "customer_phone", p, "closed_at", json_time(r, i, 5), "due_at",
+                       json_time(r, i, 6)));
+  }
+  http_reply_json(q->req, 200, json_pack("{s:o}", "callbacks", arr));
+  free(q);
+}
+
+static void h_callbacks(struct evhttp_request *req, const auth_ctx *auth, char **segs, int nsegs,
+                        void *arg) {
+  app *a = arg;
+  if (!staff_may_read(req, auth)) return;
+  const char *unit = http_query(req, "unit");
+  const char *due = http_query(req, "due");
+  char today[24];
+  int32_t day;
+  if (due) {
+    day = cal_day_of(due);
+    if (day < 0 || strlen(due) != 10) {
+      http_reply_error(req, 422, "invalid_value", "due must be a date YYYY-MM-DD", "due");
+      return;
+    }
+  } else {
+    day = cal_local_day(clock_now_ms());
+  }
+  /* the end of the local day, Unix ms */
+  snprintf(today, sizeof today, "%" PRId64,
+           ((int64_t)day + 1) * 86400000 - (int64_t)8 * 3600000);
+  char prefix[64];
+  region_prefix(strcmp(auth->role, "admin") == 0 ? "" : auth->scope, prefix, sizeof prefix);
+  http_q *q = new_q(a, req, auth);
+  const char *v[3] = {unit ? unit : "", today, prefix};
+  pg_tx *tx = pg_tx_new();
+  pg_tx_add(tx,
+            "SELECT order_no, unit_id, title, customer_name, phone, " MS("closed_at") ", "
+            MS("due_at") " FROM notify.callbacks"
+            " WHERE ($1 = '' OR unit_id = $1) AND due_at < to_timestamp($2::bigint / 1000.0)"
+            "   AND ($3 = '' OR region LIKE $3 || '%')"
+            " ORDER BY due_at, order_no LIMIT 500",
+            3, v, NULL, NULL);
+  pg_conn_submit(a->pg, tx, on_callbacks, q);
+}
+
 static bool is_ready(void *arg) {
   app *a = arg;
   return pg_conn_ready(a->pg) && pg_conn_ready(a->pg_send) && a->cons && consumer_live(a->cons) &&
@@ -763,7 +1238,7 @@ int main(void) {
   /* R-39: customer SMS not in the quiet hours; staff messages (not urgent)
    * only in business hours. */
   window_cfg("KESU_NOTIFY_QUIET_HOURS", "21:00-08:00", &a.quiet_from, &a.quiet_to, false);
-  window_cfg("KESU_NOTIFY_BUSINESS_HOURS", "08:00-18:00", &a.closed_from, &a.closed_to, true);
+  window_cfg("KESU_NOTIFY_BUSINESS_HOURS", "08:00-18:00", &a.biz_open, &a.biz_close, false);
   a.orders = strmap_new();
   a.m_recorded = metric_counter("notify_recorded_total", "Deliveries recorded from events");
   a.m_applied = metric_counter("notify_events_applied_total", "Events applied");
@@ -779,6 +1254,7 @@ int main(void) {
   if (!a.http) return 1;
   http_route(a.http, EVHTTP_REQ_GET, "/v1/deliveries", 0, h_list, &a);
   http_route(a.http, EVHTTP_REQ_POST, "/v1/deliveries/*/retry", 0, h_retry, &a);
+  http_route(a.http, EVHTTP_REQ_GET, "/v1/callbacks", 0, h_callbacks, &a);
   http_set_ready(a.http, is_ready, &a);
   http_set_metrics(a.http, metrics_cb, &a);
 
@@ -790,6 +1266,9 @@ int main(void) {
                       .rate_per_minute = (int)cfg_long("KESU_NOTIFY_RATE_PER_MINUTE", 30)};
   a.snd = sender_new(base, a.pg_send, &sc);
   a.ev_reload = event_new(base, -1, 0, on_reload_ev, &a);
+  a.ev_digest = event_new(base, -1, EV_PERSIST, on_digest_tick, &a);
+  struct timeval every = {2, 0};
+  event_add(a.ev_digest, &every);
   /* Runs once after every (re)connect too: the first run loads the rules and
    * the open orders, then starts the consumers. */
   pg_conn_listen(a.pg, "notify_reference", on_reference_notify, &a);
@@ -805,6 +1284,7 @@ int main(void) {
   pg_conn_destroy(&a.pg);
   pg_conn_destroy(&a.pg_send);
   event_free(a.ev_reload);
+  event_free(a.ev_digest);
   refdata_free(&a.ref);
   strmap_each(a.orders, free_ctx, NULL);
   strmap_destroy(&a.orders);

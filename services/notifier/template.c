@@ -125,3 +125,46 @@ uint64_t address_hash(const char *s) {
   }
   return h;
 }
+
+int32_t cal_local_day(int64_t ms) {
+  int64_t local = ms + LOCAL_OFFSET_MS;
+  return (int32_t)((local - (((local % DAY_MS) + DAY_MS) % DAY_MS)) / DAY_MS);
+}
+
+int32_t cal_day_of(const char *ymd) {
+  int y, m, d;
+  char tail;
+  if (!ymd || sscanf(ymd, "%d-%d-%d%c", &y, &m, &d, &tail) != 3) return -1;
+  if (m < 1 || m > 12 || d < 1 || d > 31) return -1;
+  /* days from civil (H. Hinnant) */
+  y -= m <= 2;
+  int era = (y >= 0 ? y : y - 399) / 400;
+  int yoe = y - era * 400;
+  int doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return (int32_t)(era * 146097 + doe - 719468);
+}
+
+bool cal_is_working_day(const cal_day *days, int n, int32_t day) {
+  for (int i = 0; i < n; i++)
+    if (days[i].day == day) return days[i].workday;
+  int wd = (int)(((day + 4) % 7 + 7) % 7); /* 1970-01-01 was a Thursday; 0 = Sunday */
+  return wd != 0 && wd != 6;
+}
+
+int64_t staff_open_at_ms(int64_t now_ms, int open_min, int close_min, const cal_day *days, int n) {
+  if (open_min >= close_min) {
+    open_min = 0;
+    close_min = 1440;
+  }
+  int32_t today = cal_local_day(now_ms);
+  int64_t minute = (now_ms + LOCAL_OFFSET_MS - (int64_t)today * DAY_MS) / 60000;
+  if (cal_is_working_day(days, n, today)) {
+    if (minute >= open_min && minute < close_min) return now_ms;
+    if (minute < open_min) return (int64_t)today * DAY_MS + open_min * 60000LL - LOCAL_OFFSET_MS;
+  }
+  for (int32_t d = today + 1; d < today + 400; d++)
+    if (cal_is_working_day(days, n, d))
+      return (int64_t)d * DAY_MS + open_min * 60000LL - LOCAL_OFFSET_MS;
+  return now_ms;
+}

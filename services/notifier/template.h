@@ -42,6 +42,22 @@ bool conditions_match(const char *conds, int n, const char *const *keys,
 /* FNV-1a 64 of a staff address: delivery keys name the address by this hash
  * (a webhook URL may carry its secret). */
 uint64_t address_hash(const char *s);
+/* A working-day calendar (R-33): local days (days since 1970-01-01 in
+ * Asia/Shanghai) marked holiday (no work, even on a weekday) or workday (a
+ * make-up working day 调休, even on a Saturday or Sunday); every other day
+ * works Monday to Friday. */
+typedef struct {
+  int32_t day;
+  bool workday;
+} cal_day;
+/* "2026-10-03" → its local day number; -1 if not a date. */
+int32_t cal_day_of(const char *ymd);
+int32_t cal_local_day(int64_t ms);
+bool cal_is_working_day(const cal_day *days, int n, int32_t day);
+/* R-39 staff reminders: now_ms if now is in business hours (a working day,
+ * local minute in [open, close)); else the next opening (open_min on the next
+ * working day). open >= close: the whole working day. */
+int64_t staff_open_at_ms(int64_t now_ms, int open_min, int close_min, const cal_day *days, int n);
 /* "21:00-08:00" → 1260, 480. Returns 0 or -1. */
 int parse_window(const char *s, int *from_min, int *to_min);
 #endif

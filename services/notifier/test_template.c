@@ -209,6 +209,44 @@ static void test_mail_is_utf8_mime(void **state) {
   free(m);
 }
 
+static void test_staff_hours_follow_the_calendar(void **state) {
+  (void)state;
+  /* R-33 2026: Oct 1-7 National Day holidays, Oct 10 (Saturday) a make-up working day */
+  cal_day cal[8];
+  const char *hol[] = {"2026-10-01", "2026-10-02", "2026-10-03", "2026-10-04",
+                       "2026-10-05", "2026-10-06", "2026-10-07"};
+  for (int i = 0; i < 7; i++) cal[i] = (cal_day){cal_day_of(hol[i]), false};
+  cal[7] = (cal_day){cal_day_of("2026-10-10"), true};
+  assert_int_equal(cal_day_of("1970-01-01"), 0);
+  assert_int_equal(cal_day_of("2026-10-03"), cal_local_day(at("2026-10-03T00:00:00+08:00")));
+  assert_int_equal(cal_day_of("2026-10-03"), cal_local_day(at("2026-10-03T23:59:59.999+08:00")));
+  assert_int_equal(cal_day_of("2026-02-30x"), -1);
+  assert_false(cal_is_working_day(cal, 8, cal_day_of("2026-10-03")));  /* Saturday, holiday */
+  assert_false(cal_is_working_day(cal, 8, cal_day_of("2026-10-05")));  /* Monday, holiday */
+  assert_true(cal_is_working_day(cal, 8, cal_day_of("2026-10-08")));   /* Thursday */
+  assert_true(cal_is_working_day(cal, 8, cal_day_of("2026-10-10")));   /* Saturday, 调休 */
+  assert_false(cal_is_working_day(cal, 8, cal_day_of("2026-10-11")));  /* Sunday */
+  /* Saturday 3 October, National Day: held until Thursday 8 October's opening */
+  assert_int_equal(staff_open_at_ms(at("2026-10-03T10:00:00+08:00"), 540, 1020, cal, 8),
+                   at("2026-10-08T09:00:00+08:00"));
+  /* in hours on a working day: at once; the edges */
+  int64_t t = at("2026-10-08T09:00:00+08:00");
+  assert_int_equal(staff_open_at_ms(t, 540, 1020, cal, 8), t);
+  t = at("2026-10-08T16:59:59.999+08:00");
+  assert_int_equal(staff_open_at_ms(t, 540, 1020, cal, 8), t);
+  assert_int_equal(staff_open_at_ms(at("2026-10-08T17:00:00+08:00"), 540, 1020, cal, 8),
+                   at("2026-10-09T09:00:00+08:00"));
+  /* before opening: the same morning */
+  assert_int_equal(staff_open_at_ms(at("2026-10-09T07:10:00+08:00"), 540, 1020, cal, 8),
+                   at("2026-10-09T09:00:00+08:00"));
+  /* Friday evening → the make-up Saturday */
+  assert_int_equal(staff_open_at_ms(at("2026-10-09T18:00:00+08:00"), 540, 1020, cal, 8),
+                   at("2026-10-10T09:00:00+08:00"));
+  /* an ordinary weekend without a calendar → Monday */
+  assert_int_equal(staff_open_at_ms(at("2026-11-28T12:00:00+08:00"), 480, 1080, NULL, 0),
+                   at("2026-11-30T08:00:00+08:00"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_receipt_has_order_and_local_time),
@@ -221,6 +259,7 @@ int main(void) {
       cmocka_unit_test(test_conditions),
       cmocka_unit_test(test_staff_copy_masks_the_phone),
       cmocka_unit_test(test_mail_is_utf8_mime),
+      cmocka_unit_test(test_staff_hours_follow_the_calendar),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
