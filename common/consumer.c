@@ -56,6 +56,7 @@ struct consumer {
   char *schema, *producer;
   int batch_max;
   consumer_apply_fn apply;
+  consumer_batch_end_fn batch_end;
   consumer_committed_fn committed;
   void *arg;
 
@@ -245,6 +246,7 @@ static void consumer_flush(consumer *self) {
   const char *vals[3] = {self->producer, from, to};
   pg_tx_add(tx, self->sql_advance, 3, vals, NULL, NULL);
   for (int i = 0; i < n; i++) self->apply(tx, self->batch[i], self->arg);
+  if (self->batch_end) self->batch_end(tx, self->arg);
   self->inflight = true;
   pg_conn_submit(self->pg, tx, on_batch, self);
 }
@@ -299,6 +301,7 @@ consumer *consumer_new(struct event_base *base, pg_conn *pg, const consumer_conf
   self->producer = strdup(cfg->producer);
   self->batch_max = cfg->batch_max > 0 ? cfg->batch_max : 500;
   self->apply = cfg->apply;
+  self->batch_end = cfg->batch_end;
   self->committed = cfg->committed;
   self->arg = cfg->arg;
   self->batch = calloc((size_t)self->batch_max, sizeof *self->batch);

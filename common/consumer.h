@@ -29,6 +29,9 @@ typedef struct consumer consumer;
 typedef void (*consumer_apply_fn)(pg_tx *tx, const Kesu__V1__Envelope *env, void *arg);
 /* After commit; env is valid only during the call. May be NULL. */
 typedef void (*consumer_committed_fn)(const Kesu__V1__Envelope *env, void *arg);
+/* After the last apply of a batch, before it is sent: add statements that
+ * cover the whole batch (e.g. one multi-row upsert). May be NULL. */
+typedef void (*consumer_batch_end_fn)(pg_tx *tx, void *arg);
 
 typedef struct {
   const char *schema;          /* consumer's own schema, holds offsets */
@@ -39,6 +42,7 @@ typedef struct {
   consumer_apply_fn apply;
   consumer_committed_fn committed;
   void *arg;
+  consumer_batch_end_fn batch_end; /* optional */
 } consumer_config;
 
 consumer *consumer_new(struct event_base *base, pg_conn *pg, const consumer_config *cfg);

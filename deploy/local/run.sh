@@ -34,7 +34,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   die "missing binaries: ${missing[*]} — build them first (make; \`make run\` builds and then runs this script)"
 fi
 command -v curl >/dev/null || die "curl is needed to wait for the services (make deps)"
-[ -n "${DEMO:-}" ] && echo "run.sh: DEMO=$DEMO noted — there is no demo load yet; starting the plain system"
 
 # --- Postgres, schema, data, token ---------------------------------------------
 mkdir -p "$LOGDIR"
@@ -140,11 +139,20 @@ cat <<EX
 Try it:
   curl -s http://$(http_addr intake)/v1/complaints \\
     -H "Authorization: Bearer \$(cat $tok_rel)" -H 'Content-Type: application/json' \\
-    -d '{"channel":"hotline","customer":{"name":"张三","phone":"13800138000","home_region":"310115"},
+    -d '{"channel":"hotline","customer":{"name":"张三","phone":"13800138000","home_region":"310115","address":"上海市浦东新区张杨路100号"},
          "region":"310115","business_type":"mobile","title":"网络信号差","content":"浦东家中手机信号差，经常掉线"}'
-  $ctl submit --channel hotline --name 张三 --phone 13800138000 --region 310115 \\
+  $ctl submit --channel hotline --name 张三 --phone 13800138000 --address 上海浦东 --region 310115 \\
     --business broadband --title 宽带断网 --content 宽带三天无法上网
 EX
+
+# --- DEMO=1: synthetic complaints through the system (kesuctl demo) -----------
+if [ -n "${DEMO:-}" ] && [ "$DEMO" != 0 ]; then
+  echo "run.sh: DEMO=$DEMO — kesuctl demo feeds complaints (rate ${DEMO_RATE:-1}/s);" \
+    "dashboard: http://$(http_addr analytics)/"
+  "$BIN/kesuctl" demo --rate "${DEMO_RATE:-1}" --token "$(tr -d ' \n\r\t' <"$TOKEN_FILE")" \
+    > >(sed -u "s/^/[demo] /") 2>&1 &
+  PIDS[demo]=$!
+fi
 
 # --- wait; report a service that dies -----------------------------------------
 while :; do

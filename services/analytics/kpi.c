@@ -27,80 +27,174 @@ static const char *const counter_cols[NC] = {
     "orders", "closed", "closed_in_limit", "first_contact", "transferred",
     "valid_flow", "delayed", "delay_ms", "handling_ms", "promised_ok"};
 
+enum {
+  SRC_ROLLUP, SRC_NONE, SRC_CUSTOMERS, SRC_CALLS, SRC_AGENT_VOLUME, SRC_AGENT_QUALITY,
+  SRC_STEP_DELAY /* avg_delay with group_by=step */
+};
+
 typedef struct {
   const char *name, *title, *formula;
   double reference; /* < 0: SPEC gives none */
-  const char *unit; /* "ratio" or "seconds" */
-  int num, den;     /* counters; num < 0: not yet computable */
+  const char *unit; /* "ratio", "seconds" or "count" */
+  int num, den;     /* rollup counters (SRC_ROLLUP) */
   const char *stream; /* forced stream filter, or NULL */
-  const char *missing;
+  const char *missing; /* SRC_NONE: why not computable */
+  int src;
+  const char *numerator, *denominator; /* what they count */
 } kpi_def;
 
 static const kpi_def kpis[] = {
     {"complaint_rate", "客户投诉率",
-     "complaints about a business ÷ customers using that business", -1, "ratio", -1, -1, NULL,
-     "customer counts per business are not loaded yet"},
+     "complaints about a business (or one attribute of it) ÷ customers using that business"
+     " (loaded customer counts)",
+     -1, "ratio", -1, -1, NULL, NULL, SRC_CUSTOMERS,
+     "complaint orders accepted in the period (kind complaint)",
+     "customers using the business (data/analytics_customers.csv)"},
     {"on_time_closure_rate", "投诉按时办结率",
      "orders closed within the stipulated time (no SLA step breached) ÷ complaint orders", -1,
-     "ratio", C_IN_LIMIT, C_ORDERS, NULL, NULL},
+     "ratio", C_IN_LIMIT, C_ORDERS, NULL, NULL, SRC_ROLLUP,
+     "orders closed with no SLA step breached", "complaint orders accepted in the period"},
     {"first_contact_closure_rate", "投诉问题一次性办结率",
      "orders closed within the limit without any dispatch after the first assignment ÷ complaint"
      " orders",
-     -1, "ratio", C_FIRST, C_ORDERS, NULL, NULL},
+     -1, "ratio", C_FIRST, C_ORDERS, NULL, NULL, SRC_ROLLUP,
+     "orders closed in limit with no move after the first assignment",
+     "complaint orders accepted in the period"},
     {"transfer_closure_rate", "转相关部门办结率",
      "orders closed within the limit after a dispatch, transfer, return or escalation ÷ complaint"
      " orders (complement of first_contact_closure_rate within on-time closures)",
-     -1, "ratio", C_TRANSFERRED, C_ORDERS, NULL, NULL},
+     -1, "ratio", C_TRANSFERRED, C_ORDERS, NULL, NULL, SRC_ROLLUP,
+     "orders closed in limit after at least one move", "complaint orders accepted in the period"},
     {"satisfaction_rate", "投诉客户满意度", "satisfied customers ÷ customers surveyed", -1, "ratio",
-     -1, -1, NULL, "the callback satisfaction is not carried by any event yet"},
+     -1, -1, NULL,
+     "the callback satisfaction (Action.satisfaction) is not carried by any event the router"
+     " publishes (WorkOrderStepChanged has no satisfaction field)",
+     SRC_NONE, "customers satisfied at answer or callback", "customers surveyed"},
     {"timely_flow_rate", "工单流转及时率",
      "orders that completed their flow within limits (closed, no SLA step breached) ÷ orders", -1,
-     "ratio", C_IN_LIMIT, C_ORDERS, NULL, NULL},
+     "ratio", C_IN_LIMIT, C_ORDERS, NULL, NULL, SRC_ROLLUP,
+     "orders closed with no SLA step breached", "orders accepted in the period"},
     {"valid_flow_rate", "工单流转有效率",
      "orders routed accurately within limits (no return, no transfer, no SLA step breached) ÷"
      " orders",
-     -1, "ratio", C_VALID, C_ORDERS, NULL, NULL},
+     -1, "ratio", C_VALID, C_ORDERS, NULL, NULL, SRC_ROLLUP,
+     "orders with no return, no transfer and no SLA step breached",
+     "orders accepted in the period"},
     {"avg_delay", "工单平均延误周期",
      "Σ(closed_at − missed deadline) over delayed orders only ÷ delayed orders (seconds; the"
      " deadline is the latest breached step due)",
-     -1, "seconds", C_DELAY_MS, C_DELAYED, NULL, NULL},
+     -1, "seconds", C_DELAY_MS, C_DELAYED, NULL, NULL, SRC_ROLLUP,
+     "Σ delay in seconds over delayed orders", "delayed orders (closed after a missed deadline)"},
     {"avg_handling_time", "平均投诉处理时长",
      "Σ(结案时间 − 受理时间) ÷ complaints closed, accepted in the period (seconds)", -1, "seconds",
-     C_HANDLING_MS, C_CLOSED, NULL, NULL},
+     C_HANDLING_MS, C_CLOSED, NULL, NULL, SRC_ROLLUP, "Σ(结案时间 − 受理时间) in seconds",
+     "complaints closed"},
     {"promised_completion_rate", "投诉处理完成及时率",
      "complaints resolved and closed within the promised time ÷ complaints", 0.95, "ratio",
-     C_PROMISED_OK, C_ORDERS, NULL, NULL},
+     C_PROMISED_OK, C_ORDERS, NULL, NULL, SRC_ROLLUP, "complaints closed by the promised time",
+     "complaints accepted in the period"},
     {"escalated_resolution_rate", "客户升级投诉问题解决率",
      "escalated complaints resolved (closed) ÷ escalated complaints", 0.95, "ratio", C_CLOSED,
-     C_ORDERS, "escalated", NULL},
+     C_ORDERS, "escalated", NULL, SRC_ROLLUP, "escalated complaints closed",
+     "escalated complaints accepted in the period"},
     {"escalated_satisfaction_rate", "升级投诉处理结果客户满意率",
      "satisfied customers of escalated complaints ÷ escalated complaints surveyed", 0.95, "ratio",
-     -1, -1, NULL, "the callback satisfaction is not carried by any event yet"},
+     -1, -1, NULL,
+     "the callback satisfaction (Action.satisfaction) is not carried by any event the router"
+     " publishes (WorkOrderStepChanged has no satisfaction field)",
+     SRC_NONE, "escalated complaints whose customer was satisfied",
+     "escalated complaints surveyed"},
     {"order_timeliness_rate", "投诉工单处理及时率",
      "orders closed within limits (no SLA step breached) ÷ orders closed", 0.99, "ratio",
-     C_IN_LIMIT, C_CLOSED, NULL, NULL},
+     C_IN_LIMIT, C_CLOSED, NULL, NULL, SRC_ROLLUP, "orders closed with no SLA step breached",
+     "orders closed"},
     {"order_quality_rate", "工单处理合格率", "orders handled up to standard ÷ orders handled", 0.99,
-     "ratio", -1, -1, NULL, "no quality-check (QA) data is loaded yet"},
+     "ratio", -1, -1, NULL,
+     "no per-order quality-check result exists: no event carries one and no QA-of-orders data"
+     " set is defined",
+     SRC_NONE, "orders handled up to standard", "orders handled"},
     {"service_complaints", "服务性投诉",
      "count of substantiated service-caused complaints per unit (reference ≤ 1 a month, < 4 a"
      " year)",
-     -1, "count", -1, -1, NULL, "no event says a complaint was substantiated and service-caused"},
+     -1, "count", -1, -1, NULL,
+     "no event says a complaint was substantiated and service-caused (Action.responsibility /"
+     " AppealInfo.nature are not published to analytics)",
+     SRC_NONE, "substantiated service-caused complaints", "—"},
     {"hotline_service_level", "热线服务水平",
-     "calls answered by a person within 15 s ÷ calls asking for a person", 0.80, "ratio", -1, -1,
-     NULL, "no call records are loaded yet"},
+     "calls answered by a person within 15 s ÷ calls asking for a person (loaded call records;"
+     " the 15 s is analytics.config hotline_answer_seconds)",
+     0.80, "ratio", -1, -1, NULL, NULL, SRC_CALLS,
+     "calls asking for a person answered by one within hotline_answer_seconds",
+     "calls asking for a person (data/analytics_calls.csv)"},
     {"agent_call_volume_index", "话务量指标",
-     "(calls − complaints handled) ÷ unit call target × 100 %", -1, "ratio", -1, -1, NULL,
-     "no call records or call targets are loaded yet"},
+     "(calls − complaints handled) ÷ unit call target × 100 % (monthly: a period covers the"
+     " months it touches)",
+     -1, "ratio", -1, -1, NULL, NULL, SRC_AGENT_VOLUME,
+     "Σ per agent-month (calls − complaint calls handled)",
+     "Σ per agent-month call target (data/analytics_agents.csv)"},
     {"agent_service_quality_index", "服务质量指标",
-     "[(monitoring score + test-call score) / 2 − complaints × complaint coefficient] × 100 %", -1,
-     "ratio", -1, -1, NULL, "no QA scores or coefficients are loaded yet"},
+     "[(monitoring score + test-call score) / 2 − complaints × complaint coefficient] × 100 %"
+     " (monthly; the value is the mean over agent-months)",
+     -1, "ratio", -1, -1, NULL, NULL, SRC_AGENT_QUALITY,
+     "Σ per agent-month [(monitoring + test-call)/2 − complaints × complaint_coefficient]",
+     "agent-months (data/analytics_agents.csv)"},
 };
 enum { NKPI = sizeof kpis / sizeof kpis[0] };
 
-/* Dimensions: query name = column name. */
+/* Dimensions: query name = column name; region first in every list. */
 static const char *const dims[] = {"region", "channel",        "business_type", "tier",
                                    "kind",   "customer_level", "stream",        "unit"};
-enum { NDIM = sizeof dims / sizeof dims[0] };
+enum { NDIM = sizeof dims / sizeof dims[0], MAXDIM = NDIM + 1 };
+/* avg_delay per step: the rollup's dimensions plus the step */
+static const char *const step_dims[] = {"region", "channel",        "business_type", "tier",
+                                        "kind",   "customer_level", "stream",        "unit",
+                                        "step"};
+static const char *const customer_dims[] = {"region", "business_type", "customer_level"};
+static const char *const agent_dims[] = {"region", "unit", "agent"};
+
+/* Loaded-data sources: one relation of (day, dimensions…, n, d); day NULL =
+ * in every period (customer counts); monthly sources have day = the month. */
+static const char *source_sql(int src) {
+  switch (src) {
+  case SRC_CUSTOMERS:
+    return "SELECT d.day, d.region, d.business_type, d.customer_level, d.orders::numeric AS n,"
+           " 0::numeric AS d FROM analytics.daily d WHERE d.kind = 'complaint'"
+           " UNION ALL SELECT NULL::date, c.region, c.business_type, c.customer_level, 0,"
+           " c.customers FROM analytics.customers c";
+  case SRC_CALLS:
+    return "SELECT (c.started_at AT TIME ZONE INTERVAL '+08:00')::date AS day, c.region, c.unit,"
+           " c.agent, (c.wants_agent AND c.answered AND c.wait_seconds <= coalesce((SELECT"
+           " value FROM analytics.config WHERE key = 'hotline_answer_seconds'), 15))::int::numeric"
+           " AS n, c.wants_agent::int::numeric AS d FROM analytics.calls c";
+  case SRC_AGENT_VOLUME:
+    return "SELECT m.month AS day, m.region, m.unit, m.agent, (SELECT count(*) FROM"
+           " analytics.calls c WHERE c.agent = m.agent AND NOT c.complaint AND (c.started_at AT"
+           " TIME ZONE INTERVAL '+08:00')::date >= m.month AND (c.started_at AT TIME ZONE"
+           " INTERVAL '+08:00')::date < (m.month + interval '1 month')::date)::numeric AS n,"
+           " m.call_target::numeric AS d FROM analytics.agent_month m";
+  case SRC_AGENT_QUALITY:
+    return "SELECT m.month AS day, m.region, m.unit, m.agent, (m.monitoring_score +"
+           " m.test_call_score) / 2 - m.complaints * coalesce((SELECT value FROM analytics.config"
+           " WHERE key = 'complaint_coefficient'), 0) AS n, 1::numeric AS d"
+           " FROM analytics.agent_month m";
+  case SRC_STEP_DELAY:
+    /* a breached step's delay: from its due time to when it ended — the first
+     * workflow state change at or after the due time, or the closure */
+    return "SELECT (o.received_at AT TIME ZONE INTERVAL '+08:00')::date AS day,"
+           " coalesce(o.region, '') AS region, coalesce(o.channel, '') AS channel,"
+           " coalesce(o.business_type, '') AS business_type, coalesce(o.tier, '') AS tier,"
+           " coalesce(o.kind, '') AS kind, coalesce(o.customer_level, '') AS customer_level,"
+           " coalesce(o.stream, '') AS stream, coalesce(o.unit_id, '') AS unit, s.step,"
+           " extract(epoch FROM e.ended - s.due_at)::numeric AS n, 1::numeric AS d"
+           " FROM analytics.supervision s JOIN analytics.orders o ON o.order_no = s.order_no"
+           " CROSS JOIN LATERAL (SELECT least(o.closed_at, (SELECT min(l.at) FROM"
+           " analytics.step_log l WHERE l.order_no = s.order_no AND l.at >= s.due_at)) AS ended) e"
+           " WHERE s.event = 'breached' AND s.due_at IS NOT NULL AND e.ended IS NOT NULL"
+           " AND o.received_at IS NOT NULL";
+  default:
+    return NULL;
+  }
+}
 
 static pg_conn *g_pg;
 
@@ -114,8 +208,10 @@ static bool may_read(struct evhttp_request *req, const auth_ctx *auth) {
 }
 
 static json_t *kpi_json(const kpi_def *k) {
-  json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:b}", "name", k->name, "title", k->title,
-                        "formula", k->formula, "unit", k->unit, "computable", k->num >= 0);
+  json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:b, s:s, s:s}", "name", k->name, "title",
+                        k->title, "formula", k->formula, "unit", k->unit, "computable",
+                        k->src != SRC_NONE, "numerator", k->numerator, "denominator",
+                        k->denominator);
   json_object_set_new(o, "reference", k->reference >= 0 ? json_real(k->reference) : json_null());
   if (k->missing) json_object_set_new(o, "not_yet_computable", json_string(k->missing));
   return o;
@@ -133,8 +229,9 @@ static void h_list(struct evhttp_request *req, const auth_ctx *auth, char **segs
 typedef struct {
   struct evhttp_request *req;
   const kpi_def *k;
-  int groups[NDIM], ngroups;
-  bool csv;
+  int groups[MAXDIM], ngroups, ndim, src;
+  const char *const *dimv; /* the dimension names groups index */
+  bool csv, loaded, rank, rank_asc;
   json_t *filters;
 } kpi_q;
 
@@ -169,6 +266,20 @@ static json_t *ratio(const kpi_def *k, long long num, long long den) {
   return o;
 }
 
+/* Sums of loaded data: integral values as integers, others as reals. */
+static json_t *number(double v) {
+  if (v == (double)(long long)v && v < 1e15 && v > -1e15) return json_integer((long long)v);
+  return json_real(v);
+}
+
+static json_t *ratio_loaded(double num, double den) {
+  json_t *o = json_object();
+  json_object_set_new(o, "value", den != 0 ? json_real(num / den) : json_null());
+  json_object_set_new(o, "numerator", number(num));
+  json_object_set_new(o, "denominator", number(den));
+  return o;
+}
+
 static void csv_cell(struct evbuffer *b, const char *s, bool last) {
   bool quote = strpbrk(s, ",\"\r\n") != NULL;
   if (quote) {
@@ -199,15 +310,18 @@ static void reply_csv(struct evhttp_request *req, const kpi_q *q, json_t *rows) 
   struct evbuffer *b = evbuffer_new();
   static const char *const per[] = {"", "previous_", "last_year_"};
   static const char *const pkeys[] = {NULL, "previous", "last_year"};
-  for (int g = 0; g < q->ngroups; g++) csv_cell(b, dims[q->groups[g]], false);
+  evbuffer_add(b, "\xef\xbb\xbf", 3); /* UTF-8 BOM: Excel reads the Chinese right */
+  if (q->rank) evbuffer_add_printf(b, "rank,");
+  for (int g = 0; g < q->ngroups; g++) csv_cell(b, q->dimv[q->groups[g]], false);
   for (int p = 0; p < 3; p++)
     evbuffer_add_printf(b, "%svalue,%snumerator,%sdenominator,", per[p], per[p], per[p]);
   evbuffer_add_printf(b, "reference\r\n");
   size_t i;
   json_t *r;
   json_array_foreach(rows, i, r) {
+    if (q->rank) csv_json(b, json_object_get(r, "rank"), false);
     for (int g = 0; g < q->ngroups; g++)
-      csv_cell(b, json_string_value(json_object_get(r, dims[q->groups[g]])), false);
+      csv_cell(b, json_string_value(json_object_get(r, q->dimv[q->groups[g]])), false);
     for (int p = 0; p < 3; p++) {
       json_t *src = p ? json_object_get(r, pkeys[p]) : r;
       csv_json(b, json_object_get(src, "value"), false);
@@ -223,6 +337,36 @@ static void reply_csv(struct evhttp_request *req, const kpi_q *q, json_t *rows) 
   evhttp_add_header(h, "Content-Disposition", disp);
   evhttp_send_reply(req, 200, "OK", b);
   evbuffer_free(b);
+}
+
+/* Rankings: best first (highest value, or lowest for delays, handling time
+ * and complaint rate), no value last; ties share a rank (1, 2, 2, 4). */
+static bool g_rank_asc;
+static int rank_cmp(const void *a, const void *b) {
+  json_t *x = json_object_get(*(json_t *const *)a, "value");
+  json_t *y = json_object_get(*(json_t *const *)b, "value");
+  if (json_is_null(x) || json_is_null(y)) return json_is_null(x) - json_is_null(y);
+  double u = json_number_value(x), v = json_number_value(y);
+  if (u == v) return 0;
+  return (u < v) == g_rank_asc ? -1 : 1;
+}
+
+static void rank_rows(json_t *rows, bool asc) {
+  size_t n = json_array_size(rows);
+  if (!n) return;
+  json_t **a = malloc(n * sizeof *a);
+  for (size_t i = 0; i < n; i++) a[i] = json_incref(json_array_get(rows, i));
+  g_rank_asc = asc;
+  qsort(a, n, sizeof *a, rank_cmp);
+  json_array_clear(rows);
+  for (size_t i = 0; i < n; i++) {
+    size_t r = i + 1;
+    if (i && rank_cmp(&a[i], &a[i - 1]) == 0)
+      r = (size_t)json_integer_value(json_object_get(a[i - 1], "rank"));
+    json_object_set_new(a[i], "rank", json_integer((json_int_t)r));
+    json_array_append_new(rows, a[i]);
+  }
+  free(a);
 }
 
 static void on_kpi(const pg_result_set *rs, void *arg) {
@@ -249,16 +393,23 @@ static void on_kpi(const pg_result_set *rs, void *arg) {
                         json_pack("{s:s, s:s}", "from", PQgetvalue(pr, 0, 2 * p), "to",
                                   PQgetvalue(pr, 0, 2 * p + 1)));
   json_t *gb = json_array();
-  for (int g = 0; g < q->ngroups; g++) json_array_append_new(gb, json_string(dims[q->groups[g]]));
+  for (int g = 0; g < q->ngroups; g++)
+    json_array_append_new(gb, json_string(q->dimv[q->groups[g]]));
   json_object_set_new(o, "group_by", gb);
   json_object_set(o, "filters", q->filters);
   json_t *rows = json_array();
   for (int i = 0; i < PQntuples(r); i++) {
     json_t *row = json_object();
     for (int g = 0; g < q->ngroups; g++)
-      json_object_set_new(row, dims[q->groups[g]], json_string(PQgetvalue(r, i, g)));
+      json_object_set_new(row, q->dimv[q->groups[g]], json_string(PQgetvalue(r, i, g)));
     json_t *per[3];
     for (int p = 0; p < 3; p++) {
+      if (q->loaded) {
+        int base = q->ngroups + p * 2;
+        per[p] = ratio_loaded(strtod(PQgetvalue(r, i, base), NULL),
+                              strtod(PQgetvalue(r, i, base + 1), NULL));
+        continue;
+      }
       int base = q->ngroups + p * NC;
       long long num = strtoll(PQgetvalue(r, i, base + k->num), NULL, 10);
       long long den = strtoll(PQgetvalue(r, i, base + k->den), NULL, 10);
@@ -272,6 +423,7 @@ static void on_kpi(const pg_result_set *rs, void *arg) {
     json_object_set_new(row, "last_year", per[2]);
     json_array_append_new(rows, row);
   }
+  if (q->rank) rank_rows(rows, q->rank_asc);
   if (q->csv) {
     reply_csv(q->req, q, rows);
     json_decref(rows);
@@ -283,18 +435,56 @@ static void on_kpi(const pg_result_set *rs, void *arg) {
   q_free(q);
 }
 
-static void h_kpi(struct evhttp_request *req, const auth_ctx *auth, char **segs, int nsegs,
-                  void *arg) {
-  (void)nsegs, (void)arg;
+/* SELECT groups…, n and d per period (current, previous, last year) over
+ * the source's relation; $5… filter the non-region dimensions. */
+static void loaded_sql(const kpi_q *q, const char *periods, char *sql, size_t size) {
+  const int src = q->src;
+  const bool monthly = src == SRC_AGENT_VOLUME || src == SRC_AGENT_QUALITY;
+  static const char *const pr[3][2] = {{"f", "t"}, {"pf", "pt"}, {"yf", "yt"}};
+  char in[3][160];
+  for (int p = 0; p < 3; p++)
+    snprintf(in[p], sizeof in[p],
+             monthly ? "b.day BETWEEN date_trunc('month', p.%s)::date AND p.%s"
+                     : "(b.day IS NULL OR b.day BETWEEN p.%s AND p.%s)",
+             pr[p][0], pr[p][1]);
+  int len = snprintf(sql, size, "%s SELECT ", periods);
+  for (int g = 0; g < q->ngroups; g++)
+    len += snprintf(sql + len, size - (size_t)len, "b.%s, ", q->dimv[q->groups[g]]);
+  for (int p = 0; p < 3; p++)
+    len += snprintf(sql + len, size - (size_t)len,
+                    "%scoalesce(sum(b.n) FILTER (WHERE %s), 0), coalesce(sum(b.d) FILTER (WHERE"
+                    " %s), 0)",
+                    p ? ", " : "", in[p], in[p]);
+  len += snprintf(sql + len, size - (size_t)len,
+                  " FROM p JOIN (%s) b ON (%s OR %s OR %s) WHERE b.region LIKE $4",
+                  source_sql(src), in[0], in[1], in[2]);
+  for (int i = 1; i < q->ndim; i++)
+    len += snprintf(sql + len, size - (size_t)len, " AND ($%d::text IS NULL OR b.%s = $%d)",
+                    4 + i, q->dimv[i], 4 + i);
+  if (q->ngroups) {
+    len += snprintf(sql + len, size - (size_t)len, " GROUP BY ");
+    for (int g = 0; g < q->ngroups; g++)
+      len += snprintf(sql + len, size - (size_t)len, "%sb.%s", g ? ", " : "",
+                      q->dimv[q->groups[g]]);
+    len += snprintf(sql + len, size - (size_t)len, " ORDER BY ");
+    for (int g = 0; g < q->ngroups; g++)
+      len += snprintf(sql + len, size - (size_t)len, "%sb.%s", g ? ", " : "",
+                      q->dimv[q->groups[g]]);
+  }
+}
+
+/* GET /v1/kpi/{name} (gb = group_by) and GET /v1/rankings (gb = by, rank). */
+static void kpi_request(struct evhttp_request *req, const auth_ctx *auth, const char *name,
+                        const char *gb, bool rank) {
   if (!may_read(req, auth)) return;
   const kpi_def *k = NULL;
   for (int i = 0; i < NKPI; i++)
-    if (strcmp(kpis[i].name, segs[0]) == 0) k = &kpis[i];
+    if (strcmp(kpis[i].name, name) == 0) k = &kpis[i];
   if (!k) {
     http_reply_error(req, 404, "not_found", "no such KPI", NULL);
     return;
   }
-  if (k->num < 0) {
+  if (k->src == SRC_NONE) {
     char msg[256];
     snprintf(msg, sizeof msg, "%s is not yet computable: %s", k->name, k->missing);
     http_reply_error(req, 409, "not_computable", msg, NULL);
@@ -339,21 +529,38 @@ static void h_kpi(struct evhttp_request *req, const auth_ctx *auth, char **segs,
   q->k = k;
   q->csv = fmt && strcmp(fmt, "csv") == 0;
   q->filters = json_object();
+  q->rank = rank;
+  q->rank_asc = k->num == C_DELAY_MS || k->num == C_HANDLING_MS || k->src == SRC_CUSTOMERS;
+  q->src = k->src;
+  if (k->num == C_DELAY_MS && gb && strstr(gb, "step")) q->src = SRC_STEP_DELAY;
+  q->loaded = q->src != SRC_ROLLUP;
+  int ndim = NDIM;
+  q->dimv = dims;
+  if (q->src == SRC_STEP_DELAY) {
+    q->dimv = step_dims;
+    ndim = NDIM + 1;
+  } else if (q->src == SRC_CUSTOMERS) {
+    q->dimv = customer_dims;
+    ndim = 3;
+  } else if (q->loaded) {
+    q->dimv = agent_dims;
+    ndim = 3;
+  }
+  q->ndim = ndim;
+  const bool order_dims = q->dimv == dims || q->dimv == step_dims;
   /* group_by, kept in canonical order so the statement cache stays small */
-  const char *gb = http_query(req, "group_by");
-  bool want[NDIM] = {0};
+  bool want[MAXDIM] = {0};
   if (gb && *gb) {
     char buf[256];
     snprintf(buf, sizeof buf, "%s", gb);
     for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
       int d = -1;
-      for (int i = 0; i < NDIM; i++)
-        if (strcmp(dims[i], t) == 0) d = i;
+      for (int i = 0; i < ndim; i++)
+        if (strcmp(q->dimv[i], t) == 0) d = i;
       if (d < 0) {
         http_reply_error(req, 422, "invalid_value",
                          strcmp(t, "step") == 0
-                             ? "group_by step is not yet computable: the rollup keeps no per-step"
-                               " facts"
+                             ? "group_by step is only for avg_delay"
                              : "unknown group_by dimension",
                          "group_by");
         q_free(q);
@@ -362,7 +569,7 @@ static void h_kpi(struct evhttp_request *req, const auth_ctx *auth, char **segs,
       want[d] = true;
     }
   }
-  for (int i = 0; i < NDIM; i++)
+  for (int i = 0; i < ndim; i++)
     if (want[i]) q->groups[q->ngroups++] = i;
   /* region: within the token's scope, as a prefix of the subtree */
   const char *asked = http_query(req, "region");
@@ -390,13 +597,18 @@ static void h_kpi(struct evhttp_request *req, const auth_ctx *auth, char **segs,
   snprintf(like, sizeof like, "%s%%", region);
 
   /* params: $1 from $2 to $3 unit $4 region-like $5.. dimension filters (NULL = any) */
-  const char *v[4 + NDIM] = {from, to, unit, like};
-  for (int i = 1; i < NDIM; i++) {
-    const char *f = http_query(req, dims[i]);
-    if (i == 4 && !f) f = "complaint"; /* kind: complaint orders unless asked */
-    if (i == 6 && k->stream) f = k->stream;
+  if (rank && q->ngroups != 1) {
+    http_reply_error(req, 422, "invalid_value", "by is one dimension of the KPI", "by");
+    q_free(q);
+    return;
+  }
+  const char *v[4 + MAXDIM] = {from, to, unit, like};
+  for (int i = 1; i < ndim; i++) {
+    const char *f = http_query(req, q->dimv[i]);
+    if (order_dims && i == 4 && !f) f = "complaint"; /* kind: complaint orders unless asked */
+    if (order_dims && i == 6 && k->stream) f = k->stream;
     if (f && strcmp(f, "all") == 0) f = NULL;
-    if (f) json_object_set_new(q->filters, dims[i], json_string(f));
+    if (f) json_object_set_new(q->filters, q->dimv[i], json_string(f));
     v[4 + i - 1] = f;
   }
   static const char *const periods =
@@ -414,6 +626,12 @@ static void h_kpi(struct evhttp_request *req, const auth_ctx *auth, char **segs,
   int len = snprintf(sql, sizeof sql, "%s SELECT f, t, pf, pt, yf, yt FROM p", periods);
   pg_tx *tx = pg_tx_new();
   pg_tx_add(tx, sql, 4, v, NULL, NULL);
+  if (q->loaded) {
+    loaded_sql(q, periods, sql, sizeof sql);
+    pg_tx_add(tx, sql, 4 + ndim - 1, v, NULL, NULL);
+    pg_conn_submit(g_pg, tx, on_kpi, q);
+    return;
+  }
   len = snprintf(sql, sizeof sql, "%s SELECT ", periods);
   for (int g = 0; g < q->ngroups; g++)
     len += snprintf(sql + len, sizeof sql - (size_t)len, "d.%s, ", dims[q->groups[g]]);
@@ -444,8 +662,26 @@ static void h_kpi(struct evhttp_request *req, const auth_ctx *auth, char **segs,
   pg_conn_submit(g_pg, tx, on_kpi, q);
 }
 
+static void h_kpi(struct evhttp_request *req, const auth_ctx *auth, char **segs, int nsegs,
+                  void *arg) {
+  (void)nsegs, (void)arg;
+  kpi_request(req, auth, segs[0], http_query(req, "group_by"), false);
+}
+
+static void h_rankings(struct evhttp_request *req, const auth_ctx *auth, char **segs, int nsegs,
+                       void *arg) {
+  (void)segs, (void)nsegs, (void)arg;
+  const char *name = http_query(req, "kpi"), *by = http_query(req, "by");
+  if (!name || !by) {
+    http_reply_error(req, 422, "invalid_value", "kpi and by are required", name ? "by" : "kpi");
+    return;
+  }
+  kpi_request(req, auth, name, by, true);
+}
+
 void kpi_routes(http_server *http, pg_conn *pg) {
   g_pg = pg;
   http_route(http, EVHTTP_REQ_GET, "/v1/kpi", 0, h_list, NULL);
   http_route(http, EVHTTP_REQ_GET, "/v1/kpi/*", 0, h_kpi, NULL);
+  http_route(http, EVHTTP_REQ_GET, "/v1/rankings", 0, h_rankings, NULL);
 }

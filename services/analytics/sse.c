@@ -190,8 +190,69 @@ static size_t resume_index(const sse_hub *h, const char *last_id) {
   return first_newer == h->count ? h->count : 0;
 }
 
+bool sse_ring_has(const sse_hub *h, const char *last_id) {
+  const char *dash = last_id ? strrchr(last_id, '-') : NULL;
+  if (!dash || dash == last_id) return false;
+  size_t plen = (size_t)(dash - last_id);
+  char *end;
+  uint64_t seq = strtoull(dash + 1, &end, 10);
+  if (*end) return false;
+  for (size_t i = 0; i < h->count; i++) {
+    const ring_entry *e = &h->ring[(h->start + i) % h->cap];
+    if (e->seq == seq && strlen(e->producer) == plen && !strncmp(e->producer, last_id, plen))
+      return true;
+  }
+  return false;
+}
+
+static client *client_start(sse_hub *h, struct evhttp_request *req, const char *scope,
+                            const char *region, const char *types);
+
+void sse_attach_backlog(sse_hub *h, struct evhttp_request *req, const char *scope,
+                        const char *region, const char *types, const sse_item *items, size_t n) {
+  client *c = client_start(h, req, scope, region, types);
+  enum { MAXP = 8 };
+  const char *prod[MAXP];
+  uint64_t max[MAXP];
+  int np = 0;
+  for (size_t i = 0; i < n; i++) {
+    const sse_item *it = &items[i];
+    ring_entry e = {(char *)it->producer, it->seq, (char *)it->type, (char *)it->region, NULL, 0};
+    if (client_wants(c, &e)) {
+      char *frame = NULL;
+      int len = asprintf(&frame, "id: %s-%" PRIu64 "\nevent: %s\ndata: %s\n\n", it->producer,
+                         it->seq, it->type, it->data);
+      if (len > 0) send_raw(h, c, frame, (size_t)len);
+      free(frame);
+    }
+    int k = 0;
+    while (k < np && strcmp(prod[k], it->producer) != 0) k++;
+    if (k == np && np < MAXP) prod[np++] = it->producer, max[k] = 0;
+    if (k < np && it->seq > max[k]) max[k] = it->seq;
+  }
+  /* then what the ring has beyond the backlog (committed after it was read) */
+  for (size_t i = 0; i < h->count; i++) {
+    const ring_entry *e = &h->ring[(h->start + i) % h->cap];
+    int k = 0;
+    while (k < np && strcmp(prod[k], e->producer) != 0) k++;
+    if (k < np && e->seq <= max[k]) continue;
+    if (client_wants(c, e)) send_raw(h, c, e->frame, e->len);
+  }
+}
+
 void sse_attach(sse_hub *h, struct evhttp_request *req, const char *scope, const char *region,
                 const char *types, const char *last_id) {
+  client *c = client_start(h, req, scope, region, types);
+  if (last_id && *last_id) {
+    for (size_t i = resume_index(h, last_id); i < h->count; i++) {
+      const ring_entry *e = &h->ring[(h->start + i) % h->cap];
+      if (client_wants(c, e)) send_raw(h, c, e->frame, e->len);
+    }
+  }
+}
+
+static client *client_start(sse_hub *h, struct evhttp_request *req, const char *scope,
+                            const char *region, const char *types) {
   client *c = calloc(1, sizeof *c);
   c->hub = h;
   c->req = req;
@@ -219,12 +280,7 @@ void sse_attach(sse_hub *h, struct evhttp_request *req, const char *scope, const
   h->clients = c;
   h->nclients++;
   send_raw(h, c, "retry: 2000\n\n", 13);
-  if (last_id && *last_id) {
-    for (size_t i = resume_index(h, last_id); i < h->count; i++) {
-      const ring_entry *e = &h->ring[(h->start + i) % h->cap];
-      if (client_wants(c, e)) send_raw(h, c, e->frame, e->len);
-    }
-  }
+  return c;
 }
 
 sse_hub *sse_hub_new(struct event_base *base, size_t ring_cap) {

@@ -8,6 +8,7 @@
  * keeps proxies from closing idle streams and detects gone clients. */
 #ifndef KESU_ANALYTICS_SSE_H
 #define KESU_ANALYTICS_SSE_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,6 +27,19 @@ void sse_publish(sse_hub *h, const char *producer, uint64_t seq, const char *typ
  * last_id: Last-Event-ID or NULL. */
 void sse_attach(sse_hub *h, struct evhttp_request *req, const char *scope, const char *region,
                 const char *types, const char *last_id);
+/* Whether the ring still holds the event with this id ("<producer>-<seq>"). */
+bool sse_ring_has(const sse_hub *h, const char *last_id);
+/* One event of a backlog read from analytics.stream_log. */
+typedef struct {
+  const char *producer;
+  uint64_t seq;
+  const char *type, *region, *data;
+} sse_item;
+/* Like sse_attach, resuming from a backlog (the events after the client's
+ * Last-Event-ID, in commit order), then the ring's events newer than the
+ * backlog per producer: no gap, no duplicate. */
+void sse_attach_backlog(sse_hub *h, struct evhttp_request *req, const char *scope,
+                        const char *region, const char *types, const sse_item *items, size_t n);
 size_t sse_client_count(const sse_hub *h);
 size_t sse_ring_size(const sse_hub *h);
 uint64_t sse_dropped_clients(const sse_hub *h);

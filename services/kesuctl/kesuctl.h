@@ -54,6 +54,11 @@ int cmd_load_all(int argc, char **argv);
  * (also when no set is named), 2 only notify. */
 int cmd_load_notify(void);
 int load_notify_take(int *argc, char **argv);
+/* load_analytics.c: takes customers/calls/agents/analytics_config out of argv,
+ * runs cmd_load_all on the rest (everything when no set is named). */
+int cmd_load_analytics(int argc, char **argv);
+/* demo.c: `kesuctl demo` — synthetic complaints through the real services. */
+int cmd_demo(int argc, char **argv);
 int cmd_token(int argc, char **argv);
 int cmd_submit(int argc, char **argv);
 int cmd_clock(int argc, char **argv);

@@ -14,7 +14,10 @@ static void usage(FILE *out) {
           "                               services/*/sql migrations (KESU_PG_ADMIN)\n"
           "  load [SET...]                load data/<set>.csv; SET: regions business_types\n"
           "                               problem_types units rules calendar policies\n"
-          "                               sla_units notify (default: all)\n"
+          "                               sla_units notify customers calls agents\n"
+          "                               (calendar = calendar_2026 + business_hours,\n"
+          "                               into sla and notify)\n"
+          "                               analytics_config (default: all)\n"
           "  token create --name NAME --role ROLE [--scope REGION]\n"
           "                               print a new bearer token (stored hashed)\n"
           "  token revoke NAME            revoke every active token with that name\n"
@@ -27,6 +30,9 @@ static void usage(FILE *out) {
           "                               --level]; BASE default\n"
           "                               http://127.0.0.1:<8080+KESU_PORT_OFFSET>, T default\n"
           "                               $KESU_HOME/var/admin.token\n"
+          "  demo [--rate N] [--close-ratio R] [--count N]\n"
+          "                               feed synthetic complaints through intake and close\n"
+          "                               some via the handler (Ctrl-C stops)\n"
           "  clock show|advance DURATION|set RFC3339\n"
           "                               the controllable clock (KESU_CLOCK=control:/path)\n"
           "  help                         this text\n"
@@ -53,7 +59,8 @@ int main(int argc, char **argv) {
     }
   }
   if (strcmp(cmd, "migrate") == 0) return cmd_migrate(sub_argc, sub_argv);
-  if (strcmp(cmd, "load") == 0) return cmd_load_all(sub_argc, sub_argv);
+  if (strcmp(cmd, "load") == 0) return cmd_load_analytics(sub_argc, sub_argv);
+  if (strcmp(cmd, "demo") == 0) return cmd_demo(sub_argc, sub_argv);
   if (strcmp(cmd, "token") == 0) return cmd_token(sub_argc, sub_argv);
   if (strcmp(cmd, "submit") == 0) return cmd_submit(sub_argc, sub_argv);
   if (strcmp(cmd, "clock") == 0) return cmd_clock(sub_argc, sub_argv);
