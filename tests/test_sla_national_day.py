@@ -17,7 +17,6 @@ from kesu.v1 import events_pb2
 from streams import Subscriber
 
 
-
 @pytest.fixture(scope="module")
 def holiday_system():
     s = System()
