@@ -5,7 +5,7 @@
 #   make         build everything into build/ (-O2)
 #   make run     deps + build + embedded Postgres under var/ + every service
 #   make test    deps + sanitizer build (build-san/) + unit tests + end-to-end tests
-#   make bench   the load generator (bench/)
+#   make bench   the load generator (bench/); build/bin/bench-routing: routing decisions/s
 
 DEB_PACKAGES := build-essential pkg-config libzmq3-dev libprotobuf-c-dev protobuf-c-compiler \
   protobuf-compiler libevent-dev libpq-dev libjansson-dev libcmocka-dev libcurl4-openssl-dev \
@@ -50,7 +50,7 @@ SVC_TESTS := $(foreach s,$(SERVICES) kesuctl,$(patsubst services/$(s)/%.c,$(B)/t
 
 .PHONY: all deps build run test unit e2e bench clean lint web
 .DEFAULT_GOAL := all
-all: $(BINS) $(GEN_PY)
+all: $(BINS) $(GEN_PY) $(B)/bin/bench-routing
 build: all
 
 deps:
@@ -100,6 +100,11 @@ $(2): $$($(1)_OBJ) $(LIB)
 endef
 $(foreach s,$(SERVICES),$(eval $(call link_rule,$(s),$(B)/bin/kesu-$(s))))
 $(eval $(call link_rule,kesuctl,$(B)/bin/kesuctl))
+
+# In-process routing decisions (issue 3 speed): built by all, run by hand, not by make test.
+$(B)/bin/bench-routing: bench/routing.c $(B)/obj/services/router/rules.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Iservices/router $< $(B)/obj/services/router/rules.o $(LIB) -o $@ $(LDSAN) $(LDLIBS)
 
 $(B)/tests/common_%: common/%.c $(LIB)
 	@mkdir -p $(dir $@)

@@ -29,6 +29,7 @@ const char *envelope_type_name(Kesu__V1__Envelope__PayloadCase c) {
   case KESU__V1__ENVELOPE__PAYLOAD_SLA_WARNING: return EV_SLA_WARNING;
   case KESU__V1__ENVELOPE__PAYLOAD_SLA_BREACHED: return EV_SLA_BREACHED;
   case KESU__V1__ENVELOPE__PAYLOAD_SLA_ESCALATED: return EV_SLA_ESCALATED;
+  case KESU__V1__ENVELOPE__PAYLOAD_SLA_DEADLINE_MOVED: return EV_SLA_DEADLINE_MOVED;
   default: return "";
   }
 }

@@ -15,6 +15,7 @@
 #define EV_SLA_WARNING "SlaWarning"
 #define EV_SLA_BREACHED "SlaBreached"
 #define EV_SLA_ESCALATED "SlaEscalated"
+#define EV_SLA_DEADLINE_MOVED "SlaDeadlineMoved"
 
 /* Random v4 UUID, 36 chars + NUL. */
 void uuid_v4(char out[37]);

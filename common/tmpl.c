@@ -10,7 +10,9 @@ const char *const tmpl_known_vars[] = {
     "step",          "event",          "tier",          "escalated_to",
     /* issue 5, second round: unit names, the customer's answer, digests */
     "unit_name",     "escalated_to_name", "answer",     "date",           "count",
-    "items",         NULL,
+    "items",
+    /* SlaDeadlineMoved: the deadline before the move, why it moved */
+    "old_due_at",    "reason",        NULL,
 };
 
 bool tmpl_is_known_var(const char *name, size_t len) {
