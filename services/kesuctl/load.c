@@ -3,7 +3,8 @@
  * Every requested file is read and validated first; a bad row stops the load
  * with "data/<file>.csv:<line>: why" before anything is written. Then all
  * writes run in ONE transaction as the superuser: idempotent upserts for the
- * keyed tables, replace-all for router.routing_rules (serial id), cross-checks
+ * keyed tables, replace-all for router.routing_rules (serial id; columns named
+ * by the header, "#" rows are comments, SET=FILE reads another file), cross-checks
  * (unit parents and rule units exist, every region routes somewhere), and
  * NOTIFY <schema>_reference so services reload without a restart.
  */
@@ -15,6 +16,7 @@
 #include <strings.h>
 
 #include "csv.h"
+#include "envelope.h"
 #include "kesuctl.h"
 
 typedef struct dataset dataset;
@@ -28,7 +30,7 @@ struct dataset {
   const char *table;  /* target */
   const char *notify; /* channel */
   int ncols;
-  const char *cols[5];
+  const char *cols[9];
   row_check_fn check;
   const char *upsert; /* NULL: replace-all (routing rules) */
 };
@@ -156,20 +158,80 @@ static bool check_unit(char **f, char *err, size_t errlen) {
   return true;
 }
 
+/* Routing rules (docs/internals.md "Routing rules"): the columns are named by
+ * the header, in any order; unit_id is required, every other column optional
+ * (region_prefix .. customer_level empty = any, priority 0, note free text such
+ * as a Chinese description). A row whose first field starts with '#' is a
+ * comment. read_rules_columns rewrites every row into this canonical order. */
+enum { RULE_REGION, RULE_LINE, RULE_BTYPE, RULE_PTYPE, RULE_CHANNEL, RULE_LEVEL, RULE_UNIT,
+       RULE_PRIORITY, RULE_NOTE, RULE_NCOLS };
+
 static bool check_rule(char **f, char *err, size_t errlen) {
-  if (*f[0] && !all_digits(f[0], 1, 6)) {
-    snprintf(err, errlen, "region_prefix '%s' is not empty (catch-all) or 1-6 digits", f[0]);
+  if (strcmp(f[RULE_REGION], "*") == 0) f[RULE_REGION][0] = '\0';
+  if (*f[RULE_REGION] && !all_digits(f[RULE_REGION], 1, 6)) {
+    snprintf(err, errlen, "region_prefix '%s' is not empty (any region) or 1-6 digits",
+             f[RULE_REGION]);
     return false;
   }
-  if (!is_code(f[1])) {
-    snprintf(err, errlen, "unit_id '%s' is not a unit id", f[1]);
+  static const char *const dim[] = {"business_line", "business_type", "problem_type", "channel",
+                                    "customer_level"};
+  for (int d = RULE_LINE; d <= RULE_LEVEL; d++) {
+    char *v = f[d];
+    if (strcmp(v, "*") == 0) v[0] = '\0';
+    for (char *p = v; *p; p++) *p = (char)tolower((unsigned char)*p);
+    if (*v && !is_code(v)) {
+      snprintf(err, errlen, "%s '%s' is not empty (any) or a lower-case code ([a-z0-9_-])",
+               dim[d - RULE_LINE], v);
+      return false;
+    }
+  }
+  if (*f[RULE_CHANNEL] && channel_from_name(f[RULE_CHANNEL]) == 0) {
+    snprintf(err, errlen,
+             "channel '%s' is not a channel (hotline, gm_hotline, hall, face_to_face, club, "
+             "account_manager, letter, fax, website, app, sms, email, comment_box, media, "
+             "upper_referral, regulator, consumer_association, agent, employee)",
+             f[RULE_CHANNEL]);
     return false;
   }
-  if (!is_int(f[2], -1000000, 1000000, NULL)) {
-    snprintf(err, errlen, "priority '%s' is not an integer", f[2]);
+  if (!is_code(f[RULE_UNIT])) {
+    snprintf(err, errlen, "unit_id '%s' is not a unit id", f[RULE_UNIT]);
+    return false;
+  }
+  if (!*f[RULE_PRIORITY]) {
+    free(f[RULE_PRIORITY]);
+    f[RULE_PRIORITY] = strdup("0");
+  }
+  if (!is_int(f[RULE_PRIORITY], -1000000, 1000000, NULL)) {
+    snprintf(err, errlen, "priority '%s' is not an integer", f[RULE_PRIORITY]);
+    return false;
+  }
+  if (strlen(f[RULE_NOTE]) > 200) {
+    snprintf(err, errlen, "note is longer than 200 bytes");
     return false;
   }
   return true;
+}
+
+/* The prefix as the router reads it (services/router/rules.c
+ * routing_prefix_normalize): a 6-digit code names its area (310100 = 3101). */
+static void rule_prefix_norm(const char *p, char *out, size_t outlen) {
+  size_t n = strlen(p);
+  if (n == 6 && all_digits(p, 6, 6))
+    while (n >= 2 && p[n - 1] == '0' && p[n - 2] == '0') n -= 2;
+  if (n >= outlen) n = outlen - 1;
+  memcpy(out, p, n);
+  out[n] = '\0';
+}
+
+/* Same conditions and priority as an earlier row: it could never be chosen. */
+static bool same_rule(char **a, char **b) {
+  char pa[8], pb[8];
+  rule_prefix_norm(a[RULE_REGION], pa, sizeof pa);
+  rule_prefix_norm(b[RULE_REGION], pb, sizeof pb);
+  if (strcmp(pa, pb) != 0) return false;
+  for (int d = RULE_LINE; d <= RULE_LEVEL; d++)
+    if (strcmp(a[d], b[d]) != 0) return false;
+  return atol(a[RULE_PRIORITY]) == atol(b[RULE_PRIORITY]);
 }
 
 /* (xmax = 0): the row was inserted, not updated. Unchanged rows return nothing. */
@@ -202,25 +264,102 @@ static const dataset datasets[] = {
      "parent = EXCLUDED.parent, kind = EXCLUDED.kind "
      "WHERE (t.name, t.region, t.parent, t.kind) IS DISTINCT FROM "
      "(EXCLUDED.name, EXCLUDED.region, EXCLUDED.parent, EXCLUDED.kind) RETURNING (xmax = 0)"},
-    {"rules", "data/routing_rules.csv", "router.routing_rules", "router_reference", 3,
-     {"region_prefix", "unit_id", "priority"}, check_rule, NULL},
+    {"rules", "data/routing_rules.csv", "router.routing_rules", "router_reference", RULE_NCOLS,
+     {"region_prefix", "business_line", "business_type", "problem_type", "channel",
+      "customer_level", "unit_id", "priority", "note"},
+     check_rule, NULL},
 };
 enum { NSETS = sizeof datasets / sizeof datasets[0] };
+
+static bool is_comment(const csv_row *row) {
+  return row->nfields > 0 && row->fields[0][0] == '#';
+}
+
+/* Drops comment rows (also before the header), maps the header's columns to
+ * the canonical order. */
+static bool read_rules_columns(const dataset *ds, const char *file, csv_doc *doc) {
+  int out = 0;
+  for (int r = 0; r < doc->nrows; r++) {
+    csv_row *row = &doc->rows[r];
+    if (is_comment(row)) {
+      for (int i = 0; i < row->nfields; i++) free(row->fields[i]);
+      free(row->fields);
+      memset(row, 0, sizeof *row);
+      continue;
+    }
+    if (out != r) {
+      doc->rows[out] = *row;
+      memset(row, 0, sizeof *row);
+    }
+    out++;
+  }
+  doc->nrows = out;
+  if (out == 0) {
+    ctl_err("%s:1: no header row", file);
+    return false;
+  }
+  csv_row *h = &doc->rows[0];
+  int map[RULE_NCOLS];
+  for (int k = 0; k < RULE_NCOLS; k++) map[k] = -1;
+  for (int i = 0; i < h->nfields; i++) {
+    int k = 0;
+    while (k < RULE_NCOLS && strcmp(h->fields[i], ds->cols[k]) != 0) k++;
+    if (k == RULE_NCOLS) {
+      ctl_err("%s:%d: unknown column '%s' (columns: region_prefix, business_line, "
+              "business_type, problem_type, channel, customer_level, unit_id, priority, note)",
+              file, h->line, h->fields[i]);
+      return false;
+    }
+    if (map[k] >= 0) {
+      ctl_err("%s:%d: column '%s' twice", file, h->line, h->fields[i]);
+      return false;
+    }
+    map[k] = i;
+  }
+  if (map[RULE_UNIT] < 0) {
+    ctl_err("%s:%d: header has no unit_id column", file, h->line);
+    return false;
+  }
+  for (int r = 1; r < doc->nrows; r++) {
+    csv_row *row = &doc->rows[r];
+    if (row->nfields != h->nfields) {
+      ctl_err("%s:%d: %d fields, expected %d like the header", file, row->line, row->nfields,
+              h->nfields);
+      return false;
+    }
+    char **f = calloc(RULE_NCOLS, sizeof *f);
+    for (int k = 0; k < RULE_NCOLS; k++) f[k] = strdup(map[k] >= 0 ? row->fields[map[k]] : "");
+    for (int i = 0; i < row->nfields; i++) free(row->fields[i]);
+    free(row->fields);
+    row->fields = f;
+    row->nfields = RULE_NCOLS;
+  }
+  for (int i = 0; i < h->nfields; i++) free(h->fields[i]);
+  free(h->fields);
+  h->fields = calloc(RULE_NCOLS, sizeof *h->fields);
+  for (int k = 0; k < RULE_NCOLS; k++) h->fields[k] = strdup(ds->cols[k]);
+  h->nfields = RULE_NCOLS;
+  return true;
+}
 
 typedef struct {
   const dataset *ds;
   csv_doc doc;
   char *path;
+  const char *file; /* as named in messages: ds->file, or the path given as SET=FILE */
 } loaded;
 
-/* Reads and validates one file. Prints "file:line: why" and returns false. */
-static bool read_dataset(const dataset *ds, loaded *out) {
+/* Reads and validates one file (from, if not NULL, instead of ds->file).
+ * Prints "file:line: why" and returns false. */
+static bool read_dataset(const dataset *ds, loaded *out, const char *from) {
   out->ds = ds;
-  out->path = ctl_path(ds->file);
+  out->path = from ? strdup(from) : ctl_path(ds->file);
+  out->file = from ? from : ds->file;
+  const char *file = out->file;
   size_t len;
   char *text = ctl_read_file(out->path, &len);
   if (!text) {
-    ctl_err("%s: cannot read: %s", ds->file, strerror(errno));
+    ctl_err("%s: cannot read: %s", file, strerror(errno));
     return false;
   }
   char err[512];
@@ -231,13 +370,14 @@ static bool read_dataset(const dataset *ds, loaded *out) {
     int line = 0;
     const char *why = err;
     if (sscanf(err, "line %d:", &line) == 1 && (why = strchr(err, ':'))) why += 2;
-    ctl_err("%s:%d: %s", ds->file, line, why);
+    ctl_err("%s:%d: %s", file, line, why);
     return false;
   }
   if (out->doc.nrows == 0) {
-    ctl_err("%s:1: empty file (expected a header row)", ds->file);
+    ctl_err("%s:1: empty file (expected a header row)", file);
     return false;
   }
+  if (!ds->upsert && !read_rules_columns(ds, file, &out->doc)) return false;
   csv_row *h = &out->doc.rows[0];
   bool header_ok = h->nfields == ds->ncols;
   for (int i = 0; header_ok && i < ds->ncols; i++)
@@ -248,28 +388,33 @@ static bool read_dataset(const dataset *ds, loaded *out) {
       strcat(want, i ? "," : "");
       strcat(want, ds->cols[i]);
     }
-    ctl_err("%s:%d: header must be %s", ds->file, h->line, want);
+    ctl_err("%s:%d: header must be %s", file, h->line, want);
     return false;
   }
   for (int r = 1; r < out->doc.nrows; r++) {
     csv_row *row = &out->doc.rows[r];
     if (row->nfields != ds->ncols) {
-      ctl_err("%s:%d: %d fields, expected %d (%s,...)", ds->file, row->line, row->nfields,
+      ctl_err("%s:%d: %d fields, expected %d (%s,...)", file, row->line, row->nfields,
               ds->ncols, ds->cols[0]);
       return false;
     }
     if (!ds->check(row->fields, err, sizeof err)) {
-      ctl_err("%s:%d: %s", ds->file, row->line, err);
+      ctl_err("%s:%d: %s", file, row->line, err);
       return false;
     }
-    /* Duplicate keys (rules: the whole row). */
+    /* Duplicate keys (rules: the same conditions and priority). */
     for (int q = 1; q < r; q++) {
       csv_row *o = &out->doc.rows[q];
-      bool same = strcmp(o->fields[0], row->fields[0]) == 0;
-      if (!ds->upsert) same = same && strcmp(o->fields[1], row->fields[1]) == 0;
-      if (same) {
-        ctl_err("%s:%d: duplicate %s '%s' (first on line %d)", ds->file, row->line,
-                ds->upsert ? ds->cols[0] : "rule", row->fields[0], o->line);
+      if (!ds->upsert) {
+        if (same_rule(o->fields, row->fields)) {
+          ctl_err("%s:%d: rule has the same conditions and priority as line %d, so it could "
+                  "never be chosen",
+                  file, row->line, o->line);
+          return false;
+        }
+      } else if (strcmp(o->fields[0], row->fields[0]) == 0) {
+        ctl_err("%s:%d: duplicate %s '%s' (first on line %d)", file, row->line, ds->cols[0],
+                row->fields[0], o->line);
         return false;
       }
     }
@@ -302,43 +447,85 @@ static bool load_upsert(PGconn *c, loaded *l) {
   return true;
 }
 
+#define RULE_COLS "region_prefix, business_line, business_type, problem_type, channel, " \
+                  "customer_level, unit_id, priority, note"
+
+/* One reference check over the new rules: sql returns (line, value) of the
+ * first offending row; why is printed after "file:line: ". */
+static bool rules_check(PGconn *c, loaded *l, const char *sql, const char *why) {
+  PGresult *res = PQexec(c, sql);
+  if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+    ctl_err("%s: checking rules: %s", l->file, PQresultErrorMessage(res));
+    PQclear(res);
+    return false;
+  }
+  bool ok = PQntuples(res) == 0;
+  if (!ok) /* the column is named in sql as "SELECT line, <column> ..." */
+    ctl_err("%s:%s: %s '%s' %s", l->file, PQgetvalue(res, 0, 0), PQfname(res, 1),
+            PQgetvalue(res, 0, 1), why);
+  PQclear(res);
+  return ok;
+}
+
 static bool load_rules(PGconn *c, loaded *l) {
   if (!ctl_exec(c,
-                "CREATE TEMP TABLE kesuctl_rules (region_prefix text, unit_id text, priority int) "
-                "ON COMMIT DROP",
+                "CREATE TEMP TABLE kesuctl_rules (line int, region_prefix text, "
+                "business_line text, business_type text, problem_type text, channel text, "
+                "customer_level text, unit_id text, priority int, note text) ON COMMIT DROP",
                 "load: rules"))
     return false;
   for (int r = 1; r < l->doc.nrows; r++) {
     csv_row *row = &l->doc.rows[r];
-    const char *v[3] = {row->fields[0], row->fields[1], row->fields[2]};
+    char line[16];
+    snprintf(line, sizeof line, "%d", row->line);
+    const char *v[10] = {line};
+    for (int k = 0; k < RULE_NCOLS; k++) v[k + 1] = row->fields[k];
     char what[512];
-    snprintf(what, sizeof what, "%s:%d", l->ds->file, row->line);
-    if (!ctl_exec_params(c, "INSERT INTO kesuctl_rules VALUES ($1, $2, $3::int)", 3, v, what))
+    snprintf(what, sizeof what, "%s:%d", l->file, row->line);
+    if (!ctl_exec_params(c,
+                         "INSERT INTO kesuctl_rules VALUES ($1::int, $2, $3, $4, $5, $6, $7, $8, "
+                         "$9::int, $10)",
+                         10, v, what))
       return false;
-    PGresult *res =
-        PQexecParams(c, "SELECT 1 FROM router.units WHERE id = $1", 1, NULL, v + 1, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-      ctl_err("%s: checking unit: %s", what, PQresultErrorMessage(res));
-      PQclear(res);
-      return false;
-    }
-    int n = PQntuples(res);
-    PQclear(res);
-    if (n == 0) {
-      ctl_err("%s: unit_id '%s' is not in router.units (data/units.csv)", what, v[1]);
-      return false;
-    }
   }
+  /* Every name a rule uses must exist (units, regions, business lines and
+   * types, problem types); the channel was checked against the list. */
+  if (!rules_check(c, l,
+                   "SELECT line, unit_id FROM kesuctl_rules x WHERE NOT EXISTS "
+                   "(SELECT 1 FROM router.units u WHERE u.id = x.unit_id) ORDER BY line LIMIT 1",
+                   "is not a unit in router.units (data/units.csv)") ||
+      !rules_check(c, l,
+                   "SELECT line, region_prefix FROM kesuctl_rules x WHERE region_prefix <> '' "
+                   "AND NOT EXISTS (SELECT 1 FROM intake.regions g WHERE starts_with(g.code, "
+                   "CASE WHEN x.region_prefix ~ '^[0-9]{6}$' "
+                   "THEN regexp_replace(x.region_prefix, '(00)+$', '') ELSE x.region_prefix END)) "
+                   "ORDER BY line LIMIT 1",
+                   "is not the prefix of any region in intake.regions (data/regions.csv)") ||
+      !rules_check(c, l,
+                   "SELECT line, business_line FROM kesuctl_rules x WHERE business_line <> '' "
+                   "AND NOT EXISTS (SELECT 1 FROM intake.business_types b "
+                   "WHERE b.line = x.business_line) ORDER BY line LIMIT 1",
+                   "is not a business line in intake.business_types (data/business_types.csv)") ||
+      !rules_check(c, l,
+                   "SELECT line, business_type FROM kesuctl_rules x WHERE business_type <> '' "
+                   "AND NOT EXISTS (SELECT 1 FROM intake.business_types b "
+                   "WHERE b.code = x.business_type) ORDER BY line LIMIT 1",
+                   "is not a business type in intake.business_types (data/business_types.csv)") ||
+      !rules_check(c, l,
+                   "SELECT line, problem_type FROM kesuctl_rules x WHERE problem_type <> '' "
+                   "AND NOT EXISTS (SELECT 1 FROM intake.problem_types p "
+                   "WHERE p.code = x.problem_type) ORDER BY line LIMIT 1",
+                   "is not a problem type in intake.problem_types (data/problem_types.csv)"))
+    return false;
   PGresult *res = PQexec(c,
                          "SELECT count(*) FROM ("
-                         " (SELECT region_prefix, unit_id, priority FROM router.routing_rules"
-                         "  EXCEPT ALL SELECT region_prefix, unit_id, priority FROM kesuctl_rules)"
+                         " (SELECT " RULE_COLS " FROM router.routing_rules"
+                         "  EXCEPT ALL SELECT " RULE_COLS " FROM kesuctl_rules)"
                          " UNION ALL"
-                         " (SELECT region_prefix, unit_id, priority FROM kesuctl_rules"
-                         "  EXCEPT ALL SELECT region_prefix, unit_id, priority FROM "
-                         "router.routing_rules)) d");
+                         " (SELECT " RULE_COLS " FROM kesuctl_rules"
+                         "  EXCEPT ALL SELECT " RULE_COLS " FROM router.routing_rules)) d");
   if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-    ctl_err("%s: comparing with router.routing_rules: %s", l->ds->file, PQresultErrorMessage(res));
+    ctl_err("%s: comparing with router.routing_rules: %s", l->file, PQresultErrorMessage(res));
     PQclear(res);
     return false;
   }
@@ -351,8 +538,8 @@ static bool load_rules(PGconn *c, loaded *l) {
   }
   if (!ctl_exec(c,
                 "DELETE FROM router.routing_rules; "
-                "INSERT INTO router.routing_rules (region_prefix, unit_id, priority) "
-                "SELECT region_prefix, unit_id, priority FROM kesuctl_rules",
+                "INSERT INTO router.routing_rules (" RULE_COLS ") "
+                "SELECT " RULE_COLS " FROM kesuctl_rules ORDER BY line",
                 "load: replacing router.routing_rules"))
     return false;
   printf("load: %-15s %4d rows (rules replaced)\n", l->ds->name, n);
@@ -383,7 +570,8 @@ static bool check_consistency(PGconn *c, bool units, bool routing) {
     PGresult *r = PQexec(c,
                          "SELECT g.code FROM intake.regions g WHERE NOT EXISTS ("
                          "SELECT 1 FROM router.routing_rules x JOIN router.units u ON u.id = x.unit_id "
-                         "WHERE starts_with(g.code, CASE WHEN x.region_prefix = '*' THEN '' "
+                         "WHERE (x.business_line, x.business_type, x.problem_type, x.channel, "
+                         "x.customer_level) = ('', '', '', '', '') AND starts_with(g.code, CASE WHEN x.region_prefix = '*' THEN '' "
                          "WHEN x.region_prefix ~ '^[0-9]{6}$' "
                          "THEN regexp_replace(x.region_prefix, '(00)+$', '') "
                          "ELSE x.region_prefix END)) ORDER BY 1 LIMIT 5");
@@ -400,8 +588,8 @@ static bool check_consistency(PGconn *c, bool units, bool routing) {
         strcat(list, i ? ", " : "");
         strcat(list, PQgetvalue(r, i, 0));
       }
-      ctl_err("data/routing_rules.csv: no rule routes region(s) %s to a unit "
-              "(add a rule, e.g. an empty prefix as catch-all)",
+      ctl_err("routing rules: no region-only rule routes region(s) %s to a unit "
+              "(add one, e.g. an empty region_prefix as catch-all)",
               list);
       PQclear(r);
       return false;
@@ -415,13 +603,18 @@ int cmd_load(int argc, char **argv) {
   int notify = load_notify_take(&argc, argv); /* the notifier's set: load_notify.c */
   if (notify == 2) return cmd_load_notify();
   bool want[NSETS] = {false};
+  const char *from[NSETS] = {NULL}; /* SET=FILE: read FILE instead of data/<set>.csv */
   bool any = false;
   for (int i = 1; i < argc; i++) {
     bool found = false;
+    const char *eq = strchr(argv[i], '=');
+    size_t nlen = eq ? (size_t)(eq - argv[i]) : strlen(argv[i]);
     for (int k = 0; k < NSETS; k++) {
-      if (strcmp(argv[i], datasets[k].name) == 0 ||
-          (k == NSETS - 1 && strcmp(argv[i], "routing_rules") == 0)) {
+      const char *name = datasets[k].name;
+      if ((strlen(name) == nlen && strncmp(argv[i], name, nlen) == 0) ||
+          (k == NSETS - 1 && nlen == 13 && strncmp(argv[i], "routing_rules", nlen) == 0)) {
         want[k] = found = any = true;
+        if (eq) from[k] = eq + 1;
       }
     }
     if (!found) {
@@ -438,7 +631,7 @@ int cmd_load(int argc, char **argv) {
   int rc = EXIT_FAIL;
   PGconn *c = NULL;
   for (int k = 0; k < NSETS; k++)
-    if (want[k] && !read_dataset(&datasets[k], &sets[k])) goto done;
+    if (want[k] && !read_dataset(&datasets[k], &sets[k], from[k])) goto done;
 
   c = ctl_admin_connect();
   if (!c) goto done;
