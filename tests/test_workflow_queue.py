@@ -144,3 +144,38 @@ def test_action_lost_with_its_connection_is_refused_and_never_applied(system):
     # the handler still works afterwards
     r = system.post("handler", "/v1/orders/%s/actions" % no, {"action": "sign"})
     assert r.status_code == 200, r.text
+
+
+def test_gravity_urgency_breadth_jump_ahead_of_older_orders(system):
+    """R-15: the handler's queue uses the router's priority — tier + VIP +
+    gravity 5 + urgency 4 + breadth 3 — then due time. A major (gravity)
+    complaint accepted last comes first."""
+    region = "440103"  # 荔湾区: this test's own area
+    token = system.token("gz-lw-handler", "handler", region)
+
+    def cust(phone):
+        return {"name": "紧急", "phone": phone, "home_region": region}
+    plain = submit(system, region=region, customer=cust("13700001001"), tier="general")
+    system.advance(60)
+    wide = submit(system, region=region, customer=cust("13700001002"), tier="general",
+                  breadth=True)
+    system.advance(60)
+    urgent = submit(system, region=region, customer=cust("13700001003"), tier="general",
+                    urgency=True)
+    system.advance(60)
+    grave = submit(system, region=region, customer=cust("13700001004"), tier="general",
+                   gravity=True)
+    plain2 = submit(system, region=region, customer=cust("13700001005"), tier="general")
+    mine = {plain, wide, urgent, grave, plain2}
+
+    def queue():
+        q = system.get("handler", "/v1/queue", token=token).json()["orders"]
+        return [o for o in q if o["order_no"] in mine]
+    q = wait_for(lambda: (lambda x: x if len(x) == 5 else None)(queue()), what="five in queue")
+    assert [o["order_no"] for o in q] == [grave, urgent, wide, plain, plain2], q
+    assert [o["priority"] for o in q] == [6, 5, 4, 1, 1]
+    # the same number the router computed
+    assert [rorder(system, o["order_no"])["priority"] for o in q] == [6, 5, 4, 1, 1]
+    # the order's page says why
+    o = system.get("handler", "/v1/orders/" + grave, token=token).json()
+    assert o["complaint"]["gravity"] is True and o["complaint"]["priority"] == 6, o

@@ -19,19 +19,24 @@ static const char SQL_QUEUE[] =
     "SELECT order_no, unit_id, region, complaint->>'title', complaint->'customer'->>'name', "
     "handler.ts_ms(due_at), handler.ts_ms(received_at), handler.priority(complaint) "
     "FROM handler.orders WHERE state = 'open' AND region LIKE $1 "
+    "AND coalesce(handler_id, $3) = $3 "
     "ORDER BY handler.priority(complaint) DESC, due_at NULLS LAST, order_no LIMIT $2::int";
 static const char SQL_QUEUE_COUNT[] =
-    "SELECT count(*) FROM handler.orders WHERE state = 'open' AND region LIKE $1";
+    "SELECT count(*) FROM handler.orders WHERE state = 'open' AND region LIKE $1 "
+    "AND coalesce(handler_id, $2) = $2";
 static const char SQL_ORDER[] =
     "SELECT order_no, unit_id, region, dispatch_id, handler.ts_ms(received_at), "
-    "handler.ts_ms(due_at), complaint::text, state, handler.ts_ms(closed_at), answer, wf_state "
+    "handler.ts_ms(due_at), complaint::text, state, handler.ts_ms(closed_at), answer, wf_state, "
+    "handler_id, array_to_json(former_handlers)::text "
     "FROM handler.orders WHERE order_no = $1";
 static const char SQL_ORDER_ACTIONS[] =
     "SELECT action_id, action, answer, actor, handler.ts_ms(created_at), handler.ts_ms(sent_at), "
     "result_ok, result_code, result_message, handler.ts_ms(done_at) "
     "FROM handler.pending_actions WHERE order_no = $1 ORDER BY seq";
 static const char SQL_ORDER_STATE[] =
-    "SELECT region, state, unit_id FROM handler.orders WHERE order_no = $1";
+    "SELECT region, state, unit_id, coalesce(handler_id, ''), "
+    "coalesce(handler_id, '') <> $2 AND $2 = ANY(former_handlers) "
+    "FROM handler.orders WHERE order_no = $1";
 static const char SQL_HISTORY_ORDER[] =
     "SELECT region, wf_state, unit_id, state FROM handler.orders WHERE order_no = $1";
 static const char SQL_HISTORY[] =
@@ -176,10 +181,11 @@ static void get_queue(struct evhttp_request *req, const auth_ctx *auth, char **s
   char pattern[80], lim[16];
   scope_like_pattern(c->scope, pattern, sizeof pattern);
   snprintf(lim, sizeof lim, "%ld", limit);
-  const char *v[2] = {pattern, lim};
+  const char *v[3] = {pattern, lim, o->handler_id};
+  const char *vc[2] = {pattern, o->handler_id};
   pg_tx *tx = pg_tx_new();
-  pg_tx_add(tx, SQL_QUEUE, 2, v, NULL, NULL);
-  pg_tx_add(tx, SQL_QUEUE_COUNT, 1, v, NULL, NULL);
+  pg_tx_add(tx, SQL_QUEUE, 3, v, NULL, NULL);
+  pg_tx_add(tx, SQL_QUEUE_COUNT, 2, vc, NULL, NULL);
   pg_conn_submit(o->pg, tx, on_queue, c);
 }
 
@@ -209,6 +215,10 @@ static void on_order(const pg_result_set *rs, void *arg) {
   json_object_set_new(body, "complaint", complaint ? complaint : json_null());
   json_object_set_new(body, "state", text_or_null(r, 0, 7));
   json_object_set_new(body, "wf_state", text_or_null(r, 0, 10));
+  /* which handler process holds it now, and which held it before */
+  json_object_set_new(body, "handler_id", text_or_null(r, 0, 11));
+  json_t *former = json_loads(PQgetvalue(r, 0, 12), 0, NULL);
+  json_object_set_new(body, "former_handlers", former ? former : json_array());
   json_object_set_new(body, "closed_at", time_or_null(r, 0, 8));
   json_object_set_new(body, "answer", text_or_null(r, 0, 9));
   PGresult *a = rs->res[1];
@@ -261,6 +271,15 @@ static void on_order_state(const pg_result_set *rs, void *arg) {
   PGresult *r = rs->res[0];
   if (PQntuples(r) != 1 || !auth_scope_covers(c->scope, PQgetvalue(r, 0, 0))) {
     http_reply_error(c->req, 404, "not_found", "no such work order in your queue", NULL);
+  } else if (PQgetvalue(r, 0, 4)[0] == 't') {
+    /* this handler held it, was gone (no heartbeat) and the router gave it to
+     * another: its staff must not act on it twice */
+    char msg[256];
+    snprintf(msg, sizeof msg,
+             "工单已改派给处理端「%s」（本处理端曾失联），本端不能再办理 "
+             "(the order was re-dispatched to %s while this handler was unreachable)",
+             PQgetvalue(r, 0, 3), PQgetvalue(r, 0, 3));
+    http_reply_error(c->req, 409, "conflict", msg, NULL);
   } else if (strcmp(PQgetvalue(r, 0, 1), "moved") == 0) {
     http_reply_error(c->req, 409, "conflict",
                      "工单已转至其他单位 (the order was moved to another unit)", NULL);
@@ -320,9 +339,9 @@ static void post_action(struct evhttp_request *req, const auth_ctx *auth, char *
   c->params = json_dumps(params, JSON_COMPACT);
   json_decref(params);
   json_decref(body);
-  const char *v[1] = {c->order_no};
+  const char *v[2] = {c->order_no, o->handler_id};
   pg_tx *tx = pg_tx_new();
-  pg_tx_add(tx, SQL_ORDER_STATE, 1, v, NULL, NULL);
+  pg_tx_add(tx, SQL_ORDER_STATE, 2, v, NULL, NULL);
   pg_conn_submit(o->pg, tx, on_order_state, c);
 }
 

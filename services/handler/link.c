@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -26,6 +27,8 @@ struct router_link {
   bool hello_sent;
   int64_t heard_ms; /* monotonic; 0 = never */
   int64_t opened_ms; /* monotonic */
+  int64_t stall_end_ms; /* monotonic: end of a stall (see note_stall); 0 = none */
+  int64_t tick_ms;      /* monotonic: the last Hello tick */
 };
 
 static metric *m_link_up;
@@ -64,10 +67,26 @@ static void send_hello(router_link *self) {
   }
 }
 
+/* This process said nothing for 2.5 s (its Hello is due every second: it was
+ * frozen or starved), so the router may have counted it gone (3 s) and given
+ * its unacknowledged orders to another handler: what it reads now may be
+ * stale. Called first thing on wake-up, by whichever event runs first. */
+static void note_stall(router_link *self, int64_t now) {
+  if (self->tick_ms && now - self->tick_ms > 2500 && self->stall_end_ms < self->tick_ms) {
+    self->stall_end_ms = now;
+    log_warn("link: this handler was silent for %" PRId64 " ms; dispatches read in the next "
+             "1.5 s are stored only for orders no other handler holds, and not acknowledged",
+             now - self->tick_ms);
+  }
+}
+
 static void on_hello_tick(evutil_socket_t fd, short what, void *arg) {
   (void)fd;
   (void)what;
   router_link *self = arg;
+  int64_t now = mono_ms();
+  note_stall(self, now);
+  self->tick_ms = now;
   send_hello(self);
   int64_t silence = router_link_silence_ms(self);
   metric_set(m_link_up, silence >= 0 && silence < 3000);
@@ -85,6 +104,7 @@ static void on_message(void *sock, zmsg *m, void *arg) {
     log_warn("link: undecodable message from the router");
     return;
   }
+  note_stall(self, mono_ms());
   bool was_silent = self->heard_ms == 0 || mono_ms() - self->heard_ms > 3000;
   self->heard_ms = mono_ms();
   if (was_silent)
@@ -128,6 +148,7 @@ router_link *router_link_new(struct event_base *base, const char *endpoint, cons
   router_link *self = calloc(1, sizeof *self);
   self->sock = sock;
   self->opened_ms = mono_ms();
+  self->tick_ms = self->opened_ms;
   self->handler_id = strdup(handler_id);
   self->units = calloc(nunits ? nunits : 1, sizeof *self->units);
   for (size_t i = 0; i < nunits; i++)
@@ -186,4 +207,8 @@ bool router_link_down(const router_link *self) {
   if (self->heard_ms)
     return mono_ms() - self->heard_ms >= 3000;
   return mono_ms() - self->opened_ms >= 3000;
+}
+
+bool router_link_catching_up(const router_link *self) {
+  return self && self->stall_end_ms && mono_ms() - self->stall_end_ms < 1500;
 }

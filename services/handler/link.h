@@ -38,4 +38,9 @@ int64_t router_link_silence_ms(const router_link *self);
 /* The router is out of reach: silent for 3 s (it sends a heartbeat every
  * second), or never heard 3 s after the link was opened. */
 bool router_link_down(const router_link *self);
+/* Within 1.5 s of waking from a stall (this process said nothing for more
+ * than 2.5 s: frozen or starved): the messages read now were queued meanwhile
+ * and may be stale — the router may have counted this handler gone (3 s) and
+ * given their orders to another (it resends a dispatch still current after 2 s). */
+bool router_link_catching_up(const router_link *self);
 #endif

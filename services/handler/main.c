@@ -76,7 +76,7 @@ int main(void) {
     log_error("handler: cannot listen for HTTP; exiting");
     return 1;
   }
-  o.store = order_store_new(o.base, o.pg, NULL);
+  o.store = order_store_new(o.base, o.pg, NULL, o.handler_id);
   o.actions = pending_actions_new(o.base, o.pg, o.handler_id);
   router_link_events ev = {
       .on_dispatch = on_dispatch, .on_result = on_result, .on_recall = on_recall, .on_update = on_update,

@@ -17,12 +17,22 @@ enum { BATCH_MAX = 500, QUEUE_MAX = 20000 };
 
 static const char SQL_INSERT[] =
     "INSERT INTO handler.orders (order_no, unit_id, region, dispatch_id, received_at, due_at, "
-    "complaint, state, wf_state) VALUES ($1, $2, $3, $4::uuid, handler.ms_ts($5::bigint), "
-    "handler.ms_ts($6::bigint), $7::jsonb, 'open', NULLIF($8, '')) ON CONFLICT (order_no) DO "
+    "complaint, state, wf_state, handler_id) VALUES ($1, $2, $3, $4::uuid, "
+    "handler.ms_ts($5::bigint), handler.ms_ts($6::bigint), $7::jsonb, 'open', NULLIF($8, ''), "
+    "$9) ON CONFLICT (order_no) DO "
     "UPDATE SET unit_id = EXCLUDED.unit_id, dispatch_id = EXCLUDED.dispatch_id, "
+    "complaint = EXCLUDED.complaint, handler_id = EXCLUDED.handler_id, "
+    "former_handlers = CASE WHEN handler.orders.handler_id IS NOT NULL "
+    "AND handler.orders.handler_id <> EXCLUDED.handler_id "
+    "AND NOT handler.orders.handler_id = ANY(handler.orders.former_handlers) "
+    "THEN array_append(handler.orders.former_handlers, handler.orders.handler_id) "
+    "ELSE handler.orders.former_handlers END, "
     "received_at = EXCLUDED.received_at, due_at = EXCLUDED.due_at, state = 'open', "
     "closed_at = NULL, wf_state = coalesce(EXCLUDED.wf_state, handler.orders.wf_state) "
-    "WHERE handler.orders.dispatch_id IS DISTINCT FROM EXCLUDED.dispatch_id";
+    "WHERE handler.orders.dispatch_id IS DISTINCT FROM EXCLUDED.dispatch_id "
+    /* catching up after a stall: an order another handler holds (or closed)
+     * is not taken back on a dispatch that may be stale (no ack either) */
+    "AND NOT ($10::boolean AND handler.orders.handler_id IS DISTINCT FROM EXCLUDED.handler_id)";
 static const char SQL_WF_STATE[] =
     "UPDATE handler.orders SET wf_state = $2, "
     "state = CASE WHEN $2 IN ('closed', 'archived') AND state = 'open' THEN 'closed' ELSE state END, "
@@ -44,11 +54,13 @@ typedef struct stored_order {
   int64_t received_at, due_at;
   unsigned char *history; /* packed kesu.v1.WorkOrder holding only the history; NULL if none */
   size_t history_len;
+  bool suspect; /* read while catching up after a stall: stored only if no other holder */
   struct stored_order *next;
 } stored_order;
 
 struct order_store {
   pg_conn *pg;
+  char *handler_id; /* handler.orders.handler_id of what it stores */
   router_link *link;
   struct event *ev_flush;
   stored_order *head, *tail; /* waiting for the next transaction */
@@ -80,8 +92,13 @@ static void on_stored(const pg_result_set *rs, void *arg) {
   while (batch) {
     stored_order *s = batch;
     batch = s->next;
-    if (rs->ok && router_link_ack(self->link, s->dispatch_id, s->order_no) == 0)
+    /* a suspect dispatch is not acknowledged: if it is still the router's
+     * current one it comes again in 2 s and is taken then */
+    if (rs->ok && !s->suspect && router_link_ack(self->link, s->dispatch_id, s->order_no) == 0)
       metric_add(m_acks, 1);
+    else if (rs->ok && s->suspect)
+      log_info("store: dispatch %s of %s read after a stall: not acknowledged (another "
+               "handler may hold the order now)", s->dispatch_id, s->order_no);
     item_free(s);
     n++;
   }
@@ -92,13 +109,14 @@ static void on_stored(const pg_result_set *rs, void *arg) {
   flush(self);
 }
 
-static void add_insert(pg_tx *tx, const stored_order *s) {
+static void add_insert(const order_store *self, pg_tx *tx, const stored_order *s) {
   char received[24], due[24];
   snprintf(received, sizeof received, "%" PRId64, s->received_at);
   snprintf(due, sizeof due, "%" PRId64, s->due_at);
-  const char *v[8] = {s->order_no, s->unit_id, s->region,         s->dispatch_id,
-                      received,    due,        s->complaint_json, s->wf_state};
-  pg_tx_add(tx, SQL_INSERT, 8, v, NULL, NULL);
+  const char *v[10] = {s->order_no, s->unit_id, s->region,         s->dispatch_id,
+                       received,    due,        s->complaint_json, s->wf_state,
+                       self->handler_id, s->suspect ? "true" : "false"};
+  pg_tx_add(tx, SQL_INSERT, 10, v, NULL, NULL);
   Kesu__V1__WorkOrder *x =
       s->history ? kesu__v1__work_order__unpack(NULL, s->history_len, s->history) : NULL;
   if (x) {
@@ -112,11 +130,11 @@ static void flush(order_store *self) {
     return;
   pg_tx *tx = pg_tx_new();
   stored_order *last = self->head;
-  add_insert(tx, last);
+  add_insert(self, tx, last);
   size_t n = 1;
   for (; n < BATCH_MAX && last->next; n++) {
     last = last->next;
-    add_insert(tx, last);
+    add_insert(self, tx, last);
   }
   self->batch = self->head;
   self->queued -= n;
@@ -169,6 +187,7 @@ void order_store_dispatch(order_store *self, const Kesu__V1__Dispatch *d) {
   s->complaint_json = json_dumps(view, JSON_COMPACT);
   json_decref(view);
   s->received_at = clock_now_ms();
+  s->suspect = router_link_catching_up(self->link);
   s->due_at = wo->due_at;
   s->wf_state = strdup(text_ok(wo->wf_state) ? wo->wf_state : "");
   if (wo->n_history) {
@@ -252,12 +271,14 @@ void order_store_recall(order_store *self, const Kesu__V1__Recall *r) {
   pg_conn_submit(self->pg, tx, on_recalled, strdup(r->order_no));
 }
 
-order_store *order_store_new(struct event_base *base, pg_conn *pg, router_link *link) {
+order_store *order_store_new(struct event_base *base, pg_conn *pg, router_link *link,
+                             const char *handler_id) {
   m_received = metric_counter("handler_dispatches_received_total", "dispatches received");
   m_stored = metric_counter("handler_dispatches_stored_total", "dispatches committed locally");
   m_acks = metric_counter("handler_acks_sent_total", "dispatch acks sent");
   order_store *self = calloc(1, sizeof *self);
   self->pg = pg;
+  self->handler_id = strdup(handler_id ? handler_id : "");
   self->link = link;
   self->ev_flush = event_new(base, -1, 0, on_flush, self);
   return self;
@@ -278,6 +299,7 @@ void order_store_destroy(order_store **selfp) {
       item_free(s);
     }
   }
+  free(self->handler_id);
   free(self);
   *selfp = NULL;
 }

@@ -15,7 +15,10 @@
 struct event_base;
 typedef struct order_store order_store;
 
-order_store *order_store_new(struct event_base *base, pg_conn *pg, router_link *link);
+/* handler_id: this process's id, recorded as the holder of what it stores
+ * (handler.orders.handler_id; the previous holder goes to former_handlers). */
+order_store *order_store_new(struct event_base *base, pg_conn *pg, router_link *link,
+                             const char *handler_id);
 void order_store_destroy(order_store **self);
 /* link may be set after creation (the link's callbacks need the store first). */
 void order_store_set_link(order_store *self, router_link *link);

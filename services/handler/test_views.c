@@ -90,7 +90,34 @@ static void test_complaint_view(void **state) {
   assert_string_equal(json_string_value(json_object_get(v, "accepted_at")),
                       "2026-11-23T10:00:00.000+08:00");
   assert_true(json_is_null(json_object_get(v, "promised_by")));
+  assert_int_equal(json_integer_value(json_object_get(v, "priority")), 2);
   json_decref(v);
+}
+
+/* the router's order_priority, term by term. */
+static void test_complaint_priority(void **state) {
+  (void)state;
+  Kesu__V1__Customer cu = KESU__V1__CUSTOMER__INIT;
+  Kesu__V1__Complaint c = KESU__V1__COMPLAINT__INIT;
+  c.customer = &cu;
+  assert_int_equal(complaint_priority(&c), 1); /* general */
+  c.tier = KESU__V1__TIER__NATIONAL;
+  assert_int_equal(complaint_priority(&c), 3);
+  cu.level = "Gold";
+  assert_int_equal(complaint_priority(&c), 13);
+  cu.level = "";
+  c.vip = true;
+  assert_int_equal(complaint_priority(&c), 13);
+  c.vip = false;
+  c.tier = KESU__V1__TIER__GENERAL;
+  c.gravity = true;
+  assert_int_equal(complaint_priority(&c), 6);
+  c.urgency = true;
+  assert_int_equal(complaint_priority(&c), 10);
+  c.breadth = true;
+  assert_int_equal(complaint_priority(&c), 13);
+  c.customer = NULL;
+  assert_int_equal(complaint_priority(&c), 13);
 }
 
 static void test_scope_patterns(void **state) {
@@ -178,6 +205,7 @@ int main(void) {
       cmocka_unit_test(test_arrive_and_reclassify),
       cmocka_unit_test(test_answer_limit_counts_characters),
       cmocka_unit_test(test_complaint_view),
+      cmocka_unit_test(test_complaint_priority),
       cmocka_unit_test(test_scope_patterns),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);

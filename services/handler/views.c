@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "clock.h"
 #include "utf8.h"
@@ -18,6 +19,26 @@ static json_t *time_or_null(int64_t ms) {
   char buf[40];
   clock_format_ms(ms, buf, sizeof buf);
   return json_string(buf);
+}
+
+int complaint_priority(const Kesu__V1__Complaint *c) {
+  static const char *const vip[] = {"vip", "diamond", "gold", "silver", "3g", NULL};
+  int p = c->tier == KESU__V1__TIER__NATIONAL     ? 3
+          : c->tier == KESU__V1__TIER__PROVINCIAL ? 2
+                                                  : 1;
+  const char *level = c->customer && c->customer->level ? c->customer->level : "";
+  bool is_vip = c->vip;
+  for (int i = 0; !is_vip && vip[i]; i++)
+    is_vip = strcasecmp(level, vip[i]) == 0;
+  if (is_vip)
+    p += 10;
+  if (c->gravity)
+    p += 5;
+  if (c->urgency)
+    p += 4;
+  if (c->breadth)
+    p += 3;
+  return p;
 }
 
 json_t *complaint_view(const Kesu__V1__Complaint *c) {
@@ -43,6 +64,11 @@ json_t *complaint_view(const Kesu__V1__Complaint *c) {
   json_object_set_new(o, "problem_type", text(c->problem_type));
   json_object_set_new(o, "title", text(c->title));
   json_object_set_new(o, "content", text(c->content));
+  json_object_set_new(o, "vip", json_boolean(c->vip));
+  json_object_set_new(o, "gravity", json_boolean(c->gravity));
+  json_object_set_new(o, "urgency", json_boolean(c->urgency));
+  json_object_set_new(o, "breadth", json_boolean(c->breadth));
+  json_object_set_new(o, "priority", json_integer(complaint_priority(c)));
   return o;
 }
 

@@ -49,7 +49,9 @@ static const char SQL_LOOKUP_ORDER[] =
     "coalesce((SELECT u.parent FROM router.units u WHERE u.id = coalesce(w.holder_unit, "
     "w.unit_id)), ''), "
     "coalesce((SELECT max(h.seq) FROM router.order_history h WHERE h.order_no = w.order_no), 0), "
-    "w.tier, w.customer_level, w.vip, w.area, w.priority, w.home_region "
+    "w.tier, w.customer_level, w.vip, w.area, w.priority, w.home_region, "
+    "coalesce((SELECT string_agg(DISTINCT d.handler_id, ',') FROM router.dispatches d "
+    "WHERE d.order_no = w.order_no AND d.acked_at IS NOT NULL), '') "
     "FROM router.work_orders w WHERE w.order_no = $1";
 static const char SQL_RECLASSIFY[] =
     "UPDATE router.work_orders SET tier = $2, customer_level = $3, vip = $4::boolean, "
@@ -113,6 +115,19 @@ typedef struct action_req {
 /* --- per-order serialization -------------------------------------------- */
 
 static void start(action_req *q);
+
+/* Whether id is one of the comma-separated list. */
+static bool in_list(const char *list, const char *id) {
+  size_t n = strlen(id);
+  for (const char *p = list; p && *p;) {
+    const char *e = strchr(p, ',');
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    if (len == n && strncmp(p, id, n) == 0)
+      return true;
+    p = e ? e + 1 : NULL;
+  }
+  return false;
+}
 
 static void req_free(action_req *q) {
   free(q->handler_id);
@@ -424,6 +439,8 @@ static void save(action_req *q, const char *region, int64_t accepted_at) {
     }
     if (s->action == WA_CLOSE && q->receipt_signed)
       json_object_set_new(d, "receipt_signed", json_true());
+    if (s->action == WA_CLOSE && *q->responsibility)
+      json_object_set_new(d, "responsibility", json_string(q->responsibility));
     if (s->action == WA_ARRIVE) {
       char ts[40];
       clock_format_ms(at, ts, sizeof ts);
@@ -479,6 +496,16 @@ static void save(action_req *q, const char *region, int64_t accepted_at) {
     p.vip = n->vip;
     p.area = q->area;
     p.answer = (s->action == WA_INTERIM_REPLY || s->action == WA_ANSWER) ? q->answer : "";
+    /* analytics (R-42, R-43): the callback's survey, and the staff's verdict at the close
+     * (or an appeal's conclusion): responsibility "service" = 服务性投诉属实 */
+    if (s->action == WA_CALLBACK) {
+      p.satisfaction = q->satisfaction;
+      p.at_fault = q->at_fault;
+    }
+    if (s->action == WA_CLOSE || s->action == WA_CONCLUDE) {
+      p.responsibility = q->responsibility;
+      p.service_substantiated = strcmp(q->responsibility, "service") == 0;
+    }
     Kesu__V1__Envelope env = KESU__V1__ENVELOPE__INIT;
     env.type = EV_WORK_ORDER_STEP_CHANGED;
     env.payload_case = KESU__V1__ENVELOPE__PAYLOAD_WORK_ORDER_STEP_CHANGED;
@@ -595,9 +622,42 @@ static void on_looked_up(const pg_result_set *rs, void *arg) {
     return;
   }
   const char *in_flight_to = dispatcher_handler_of(q->r->dispatcher, q->order_no);
-  if (q->handler_id && strcmp(PQgetvalue(o, 0, 21), q->handler_id) != 0 &&
-      !(strcmp(PQgetvalue(o, 0, 2), "created") == 0 && in_flight_to &&
-        strcmp(in_flight_to, q->handler_id) == 0)) {
+  const char *held_by = PQgetvalue(o, 0, 21);
+  bool created = strcmp(PQgetvalue(o, 0, 2), "created") == 0;
+  bool allowed = true;
+  if (q->handler_id) {
+    bool to_it = in_flight_to && strcmp(in_flight_to, q->handler_id) == 0;
+    if (created)
+      allowed = to_it || strcmp(held_by, q->handler_id) == 0;
+    else if (in_flight_to)
+      /* dispatched again after its handler was gone: the new dispatch counts */
+      allowed = to_it;
+    else
+      allowed = strcmp(held_by, q->handler_id) == 0;
+  }
+  if (q->handler_id && !created && dispatcher_pending(q->r->dispatcher, q->order_no)) {
+    /* its handler was gone and the order waits to be dispatched again: no
+     * answer now — the handler resends, and once the new dispatch is
+     * acknowledged the holder is known (its copy then has this state) */
+    log_info("actions: %s on %s from %s deferred: the order is being dispatched again", q->action,
+             q->order_no, q->handler_id);
+    finish(q);
+    return;
+  }
+  const char *now_with = in_flight_to && !created ? in_flight_to : held_by;
+  if (!allowed && *now_with && strcmp(now_with, q->handler_id) != 0 &&
+      in_list(PQgetvalue(o, 0, 30), q->handler_id)) {
+    /* it held the order (acknowledged a dispatch) and the order moved on */
+    char msg[256];
+    snprintf(msg, sizeof msg,
+             "工单已改派给处理端「%s」，本处理端不能再操作 (the order was moved to handler %s)",
+             now_with, now_with);
+    log_warn("actions: %s on %s from former holder %s refused: now with %s", q->action,
+             q->order_no, q->handler_id, now_with);
+    refuse(q, "conflict", msg, NULL, state_s, holder_s);
+    return;
+  }
+  if (!allowed) {
     /* From a handler: only the one the order was (last) dispatched to and
      * acknowledged by may act on it — another office serving the same unit
      * has no copy that counts. */

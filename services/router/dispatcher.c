@@ -81,6 +81,8 @@ struct dispatcher {
   zwatch *watch;
   dispatcher_action_fn on_action;
   void *arg;
+  dispatcher_gone_fn on_gone; /* a handler is gone: its acknowledged open orders move */
+  void *gone_arg;
   handler_set *handlers;
   strmap *orders;       /* order_no -> work_order, every order held */
   strmap *queues;       /* unit_id -> order_list of waiting orders */
@@ -473,6 +475,23 @@ static int send_dispatch(dispatcher *self, const work_order *o, handler_link *h)
 
 /* --- handlers ------------------------------------------------------------ */
 
+typedef struct {
+  const char *handler_id;
+  size_t n;
+} fail_ctx;
+
+static bool fail_acking(const char *key, void *value, void *arg) {
+  (void)key;
+  work_order *o = value;
+  fail_ctx *fc = arg;
+  if (o->state == ORDER_ACKING && !o->redo_unit && o->handler_id &&
+      strcmp(o->handler_id, fc->handler_id) == 0) {
+    o->redo_unit = strdup(o->unit_id);
+    fc->n++;
+  }
+  return false;
+}
+
 /* A handler is gone: its orders in flight wait for another. */
 static void on_handler_gone(handler_link *h, void *arg) {
   dispatcher *self = arg;
@@ -486,6 +505,15 @@ static void on_handler_gone(handler_link *h, void *arg) {
   }
   log_info("dispatcher: handler %s gone (%s); %zu orders in flight go back to the queue", h->id,
            h->dead ? "link closed" : "no heartbeat", moved);
+  /* acknowledged by it, ack being written: once written, dispatched anew */
+  fail_ctx fc = {h->id, 0};
+  strmap_each(self->orders, fail_acking, &fc);
+  if (fc.n)
+    log_info("dispatcher: %zu orders acknowledged by %s just before it went are dispatched anew",
+             fc.n, h->id);
+  /* the orders it acknowledged earlier (router.work_orders.handler_id) */
+  if (self->on_gone)
+    self->on_gone(h->id, self->gone_arg);
   schedule_pump(self);
 }
 
@@ -1113,6 +1141,21 @@ void dispatcher_forget(dispatcher *self, const char *order_no) {
     return;
   }
   order_drop(self, o);
+}
+
+void dispatcher_set_gone(dispatcher *self, dispatcher_gone_fn fn, void *arg) {
+  self->on_gone = fn;
+  self->gone_arg = arg;
+}
+
+bool dispatcher_handler_live(dispatcher *self, const char *handler_id) {
+  handler_link *h = handler_id ? handler_set_find(self->handlers, handler_id) : NULL;
+  return h && !h->dead;
+}
+
+bool dispatcher_pending(dispatcher *self, const char *order_no) {
+  work_order *o = strmap_get(self->orders, order_no);
+  return o && (o->state == ORDER_WAITING || o->state == ORDER_RECORDING || o->reloaded);
 }
 
 const char *dispatcher_handler_of(dispatcher *self, const char *order_no) {

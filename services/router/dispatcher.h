@@ -11,6 +11,8 @@
  * per batch records the dispatches sent and applies router.ack_dispatch, which
  * emits WorkOrderDispatched once per order. An order leaves memory when its
  * ack is committed; until then a restart reloads it from the database.
+ * When a handler is gone, the gone callback (dispatcher_set_gone) lets the
+ * router dispatch again the orders it had acknowledged (orders_failover).
  */
 #ifndef KESU_ROUTER_DISPATCHER_H
 #define KESU_ROUTER_DISPATCHER_H
@@ -59,6 +61,14 @@ void dispatcher_enqueue_held_extra(dispatcher *self, const char *order_no, const
                                    size_t complaint_len, int64_t due_at, const char *dispatch_id,
                                    const char *handler_id, const unsigned char *extra,
                                    size_t extra_len);
+/* A handler was declared gone (no heartbeat for 3 s, or its link closed). */
+typedef void (*dispatcher_gone_fn)(const char *handler_id, void *arg);
+void dispatcher_set_gone(dispatcher *self, dispatcher_gone_fn fn, void *arg);
+/* Whether handler_id is connected (said Hello, not yet gone). */
+bool dispatcher_handler_live(dispatcher *self, const char *handler_id);
+/* The order is held and not yet sent under its current dispatch (waiting for a
+ * handler, its dispatch row being written, or reloaded for a handler not back). */
+bool dispatcher_pending(dispatcher *self, const char *order_no);
 /* The order was closed: it leaves the dispatcher. */
 void dispatcher_forget(dispatcher *self, const char *order_no);
 /* The handler the order's current dispatch went to if it is in flight or

@@ -1,12 +1,16 @@
 /* orders — work orders from intake's ComplaintReceived stream.
  *
- * Each complaint becomes a work order held by the unit the routing rules give
- * its region (longest prefix), with its WorkOrderCreated event, in the
+ * Each complaint becomes a work order held by the unit of the most specific
+ * routing rule (rules.h: region prefix, business line/type, problem type,
+ * channel, customer level), with its WorkOrderCreated event, in the
  * consumer's batch transaction (router.create_order: insert and emit only if
  * new). Once committed it waits for a handler in the dispatcher. At start-up
  * every order not yet acknowledged by a handler (state 'created') is loaded
  * back into the dispatcher before the stream is consumed, so a crash loses
  * nothing. Rules are held in memory, reloaded on NOTIFY router_reference.
+ * Failover: the open orders a gone handler had acknowledged are dispatched
+ * again (orders_failover: on the dispatcher's gone callback, and at start-up
+ * for every holder not connected within FAILOVER_GRACE_MS).
  */
 #include <event2/event.h>
 #include <jansson.h>
@@ -14,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "clock.h"
 #include "config.h"
@@ -26,8 +31,16 @@
 
 static metric *m_created;
 
+static int64_t clock_mono_ms_(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+static metric *m_rules, *m_rule_loads; /* routing rules in memory, reloads */
+
 static const char SQL_RULES[] =
-    "SELECT region_prefix, unit_id, priority FROM router.routing_rules ORDER BY id";
+    "SELECT region_prefix, unit_id, priority, business_line, business_type, problem_type, "
+    "channel, customer_level, id FROM router.routing_rules ORDER BY id";
 /* with the latest dispatch if it was never acknowledged: it may have reached
  * its handler, which keeps the order for the handler timeout */
 static const char SQL_OPEN_ORDERS[] =
@@ -48,6 +61,13 @@ static const char SQL_CREATE[] =
     "SELECT router.create_order_v3($1, $2, $3, $4, $5, $6, $7, $8, $9::bigint, $10::bigint, "
     "$11::bytea, $12::uuid, $13::bigint, $14::bytea, $15, $16::int, $17, $18, $19::boolean, $20, "
     "$21, $22, $23, $24, $25, $26, $27, $28::bigint, $29, $30::jsonb, $31::uuid, $32::bytea)";
+
+/* R-08: the answer_on_spot step as a WorkOrderStepChanged, appended only when
+ * create_order_v3 created the order in this transaction (its WorkOrderCreated,
+ * with the event id $5, is in the outbox) — so a replayed complaint adds none. */
+static const char SQL_SPOT_STEP[] =
+    "SELECT router.outbox_append($1::uuid, 'WorkOrderStepChanged', $2::bigint, $3, $4::bytea) "
+    "FROM router.outbox WHERE event_id = $5::uuid";
 
 /* What the creation decided for an order, from apply to commit (units_pending). */
 typedef struct {
@@ -115,8 +135,16 @@ static void place(router *r, const Kesu__V1__Complaint *c, Kesu__V1__Complaint *
     eff->tier = KESU__V1__TIER__NATIONAL;
   const char *level = c->customer && c->customer->level ? c->customer->level : "";
   eff->vip = eff->tier >= KESU__V1__TIER__PROVINCIAL && (c->vip || level_is_vip(level));
-  /* a cross-province complaint goes to the home region. */
-  const char *unit = r->rules ? routing_rules_choose(r->rules, cross ? home : str(c->region)) : NULL;
+  /* R-05: a cross-province complaint goes to the home region. The most specific
+   * routing rule on region, business line/type, problem type, channel and level. */
+  routing_query rq = {.region = cross ? home : str(c->region),
+                      .business_line = str(c->business_line),
+                      .business_type = str(c->business_type),
+                      .problem_type = str(c->problem_type),
+                      .channel = c->channel ? channel_name(c->channel) : "",
+                      .customer_level = level};
+  routing_match rm = {0};
+  const char *unit = r->rules ? routing_rules_match(r->rules, &rq, &rm) : NULL;
   if (!unit) {
     log_warn("orders: no routing rule matches region %s (order %s); it goes to handlers "
              "serving all units",
@@ -139,7 +167,7 @@ static void place(router *r, const Kesu__V1__Complaint *c, Kesu__V1__Complaint *
     set32(pl->holder, pc);
     set32(pl->dispatcher, pc);
     snprintf(pl->by, sizeof pl->by, "home_centre");
-  } else if (!*str(c->problem_type)) {
+  } else if (!*str(c->problem_type) && rm.dims == 0) {
     /* SPEC §5: type unknown → the business-owner department of the business line */
     const char *bo = unit_tree_business_owner(r->units, pl->dispatcher, str(c->business_line));
     if (bo) {
@@ -277,6 +305,38 @@ static void on_apply(pg_tx *tx, const Kesu__V1__Envelope *env, void *arg) {
   lens[31] = (int)xlen;
   fmts[31] = 1;
   pg_tx_add(tx, SQL_CREATE, 32, v, lens, fmts);
+  if (pl.closed) {
+    /* every consumer sees the on-the-spot step like any other (after the close) */
+    Kesu__V1__WorkOrderStepChanged st = KESU__V1__WORK_ORDER_STEP_CHANGED__INIT;
+    st.order_no = c->order_no;
+    st.action = "answer_on_spot";
+    st.from_state = "accepted";
+    st.to_state = "closed";
+    st.holder_unit = pl.holder;
+    st.at = pl.at;
+    st.actor = (char *)(texts_ok ? str(c->first_receiver) : "");
+    st.reason = "";
+    st.tier = (char *)tier_name(eff.tier);
+    st.customer_level = (char *)(texts_ok ? level : "");
+    st.promised_by = c->promised_by;
+    st.kind = (char *)kind_name(c->kind);
+    st.stream = (char *)stream_name(c->stream);
+    st.vip = eff.vip;
+    st.area = (char *)(texts_ok ? str(c->area) : "");
+    st.answer = (char *)(texts_ok ? str(c->answer_on_spot) : "");
+    st.responsibility = "";
+    Kesu__V1__Envelope se = KESU__V1__ENVELOPE__INIT;
+    se.payload_case = KESU__V1__ENVELOPE__PAYLOAD_WORK_ORDER_STEP_CHANGED;
+    se.work_order_step_changed = &st;
+    char step_id[37];
+    size_t slen;
+    unsigned char *sbuf = pack_event(&se, "WorkOrderStepChanged", c->order_no, str(c->region),
+                                     now, step_id, &slen);
+    const char *sv[5] = {step_id, now_s, c->order_no, (const char *)sbuf, event_id};
+    int sl[5] = {0, 0, 0, (int)slen, 0}, sf[5] = {0, 0, 0, 1, 0};
+    pg_tx_add(tx, SQL_SPOT_STEP, 5, sv, sl, sf);
+    free(sbuf);
+  }
   free(cbuf);
   free(ebuf);
   free(xbuf);
@@ -507,6 +567,110 @@ void orders_redispatch(router *r, const char *order_no) {
   pg_conn_submit(r->pg, tx, on_redispatch, c);
 }
 
+/* --- failover: the open orders of a handler that is gone ----------------- */
+
+/* Acknowledged by $1 and still open: dispatched again (with the workflow
+ * state and history) to a handler serving their unit. Its handler_id stays
+ * until the new dispatch is acknowledged (router.ack_dispatch moves it). */
+static const char SQL_HELD_BY[] =
+    "SELECT w.order_no, w.unit_id, w.region, w.complaint, ''::text, ''::text, w.wf_state, "
+    "(SELECT coalesce(json_agg(json_build_array(h.seq, h.action, h.actor, h.actor_unit, "
+    "  router.ts_ms(h.at), coalesce(h.reason, ''), coalesce(h.from_unit, ''), "
+    "  coalesce(h.to_unit, ''), coalesce(h.answer, ''), coalesce(h.from_state, ''), "
+    "  coalesce(h.to_state, '')) ORDER BY h.seq), '[]')::text "
+    " FROM router.order_history h WHERE h.order_no = w.order_no) "
+    "FROM router.work_orders w WHERE w.state = 'dispatched' AND w.handler_id = $1 "
+    "AND w.wf_state NOT IN ('closed', 'archived') ORDER BY w.accepted_at, w.order_no";
+/* handlers holding open orders (router start: those not back in time are gone) */
+static const char SQL_HOLDERS[] =
+    "SELECT DISTINCT handler_id FROM router.work_orders WHERE state = 'dispatched' "
+    "AND wf_state NOT IN ('closed', 'archived')";
+
+enum { FAILOVER_GRACE_MS = 3500 }; /* the handler timeout, and a Hello period to spare */
+
+typedef struct {
+  router *r;
+  char *handler_id;
+} failover_ctx;
+
+static void on_held_by(const pg_result_set *rs, void *arg) {
+  failover_ctx *fc = arg;
+  router *r = fc->r;
+  if (!rs->ok) {
+    log_warn("orders: cannot load the orders of gone handler %s (%s); tried again soon",
+             fc->handler_id, rs->error);
+    r->holders_checked = false; /* the tick looks again for holders that are not live */
+    free(fc->handler_id);
+    free(fc);
+    return;
+  }
+  PGresult *res = rs->res[0];
+  int n = PQntuples(res), moved = 0;
+  for (int i = 0; i < n; i++) {
+    const unsigned char *cb = (const unsigned char *)PQgetvalue(res, i, 3);
+    size_t clen = (size_t)PQgetlength(res, i, 3);
+    Kesu__V1__Complaint *c = kesu__v1__complaint__unpack(NULL, clen, cb);
+    if (!c) {
+      log_error("orders: stored complaint of %s is undecodable; not dispatched",
+                PQgetvalue(res, i, 0));
+      continue;
+    }
+    size_t xlen = 0;
+    unsigned char *xb = history_extra(PQgetvalue(res, i, 0), PQgetvalue(res, i, 6),
+                                      PQgetvalue(res, i, 7), &xlen);
+    dispatcher_enqueue_extra(r->dispatcher, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+                             PQgetvalue(res, i, 2), cb, clen, due_at_of(c), xb, xlen);
+    moved++;
+    free(xb);
+    kesu__v1__complaint__free_unpacked(c, NULL);
+  }
+  log_info("orders: handler %s is gone; %d open orders it held are dispatched again", fc->handler_id,
+           moved);
+  free(fc->handler_id);
+  free(fc);
+}
+
+void orders_failover(router *r, const char *handler_id) {
+  if (!handler_id || !*handler_id)
+    return;
+  failover_ctx *fc = calloc(1, sizeof *fc);
+  fc->r = r;
+  fc->handler_id = strdup(handler_id);
+  const char *v[1] = {handler_id};
+  pg_tx *tx = pg_tx_new();
+  pg_tx_add_binary_result(tx, SQL_HELD_BY, 1, v, NULL, NULL);
+  pg_conn_submit(r->pg, tx, on_held_by, fc);
+}
+
+static void on_gone(const char *handler_id, void *arg) { orders_failover(arg, handler_id); }
+
+static void on_holders(const pg_result_set *rs, void *arg) {
+  router *r = arg;
+  if (!rs->ok) {
+    log_warn("orders: cannot list the handlers holding orders (%s); trying again", rs->error);
+    r->holders_checked = false; /* the tick tries again */
+    return;
+  }
+  PGresult *res = rs->res[0];
+  for (int i = 0; i < PQntuples(res); i++) {
+    const char *h = PQgetvalue(res, i, 0);
+    if (!dispatcher_handler_live(r->dispatcher, h)) {
+      log_info("orders: handler %s holds open orders and did not come back within %d ms", h,
+               (int)FAILOVER_GRACE_MS);
+      orders_failover(r, h);
+    }
+  }
+}
+
+/* Router start: an order's handler not connected within the grace period is
+ * gone, as if it had stopped heartbeating. */
+static void check_holders(router *r) {
+  r->holders_checked = true;
+  pg_tx *tx = pg_tx_new();
+  pg_tx_add(tx, SQL_HOLDERS, 0, NULL, NULL, NULL);
+  pg_conn_submit(r->pg, tx, on_holders, r);
+}
+
 static void reload_open_orders(router *r) {
   if (r->orders_reloading || r->orders_reloaded)
     return;
@@ -518,18 +682,38 @@ static void reload_open_orders(router *r) {
 
 /* --- routing rules ------------------------------------------------------- */
 
+static void load_rules(router *r);
+/* A NOTIFY that came while rules were being read: read them again after. */
+static bool rules_again;
+
 static void on_rules(const pg_result_set *rs, void *arg) {
   router *r = arg;
   r->rules_loading = false;
+  if (rules_again) {
+    rules_again = false;
+    load_rules(r); /* this result may predate the change: use the next one */
+    return;
+  }
   if (!rs->ok) {
     log_warn("orders: cannot load routing rules: %s", rs->error);
     return;
   }
   PGresult *res = rs->res[0];
   routing_rules *rules = routing_rules_new();
-  for (int i = 0; i < PQntuples(res); i++)
-    routing_rules_add(rules, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
-                      atoi(PQgetvalue(res, i, 2)));
+  for (int i = 0; i < PQntuples(res); i++) {
+    routing_rule_def d = {.region_prefix = PQgetvalue(res, i, 0),
+                          .unit_id = PQgetvalue(res, i, 1),
+                          .priority = atoi(PQgetvalue(res, i, 2)),
+                          .business_line = PQgetvalue(res, i, 3),
+                          .business_type = PQgetvalue(res, i, 4),
+                          .problem_type = PQgetvalue(res, i, 5),
+                          .channel = PQgetvalue(res, i, 6),
+                          .customer_level = PQgetvalue(res, i, 7),
+                          .id = atol(PQgetvalue(res, i, 8))};
+    routing_rules_add_rule(rules, &d);
+  }
+  metric_set(m_rules, (int64_t)routing_rules_count(rules));
+  metric_add(m_rule_loads, 1);
   unit_tree *units = unit_tree_new();
   PGresult *ur = rs->res[1];
   for (int i = 0; i < PQntuples(ur); i++)
@@ -548,8 +732,10 @@ static void on_rules(const pg_result_set *rs, void *arg) {
 }
 
 static void load_rules(router *r) {
-  if (r->rules_loading)
+  if (r->rules_loading) {
+    rules_again = true;
     return;
+  }
   r->rules_loading = true;
   pg_tx *tx = pg_tx_new();
   pg_tx_add(tx, SQL_RULES, 0, NULL, NULL, NULL);
@@ -573,11 +759,18 @@ static void on_orders_tick(evutil_socket_t fd, short what, void *arg) {
     load_rules(r);
   else if (!r->orders_reloaded)
     reload_open_orders(r);
+  else if (!r->holders_checked && clock_mono_ms_() - r->started_ms >= FAILOVER_GRACE_MS)
+    check_holders(r);
 }
 
 void orders_start(router *r) {
   m_created = metric_counter("router_orders_created_total", "work orders created from complaints");
+  m_rules = metric_gauge("router_routing_rules", "routing rules held in memory");
+  m_rule_loads = metric_counter("router_routing_rule_loads_total",
+                                "routing rule (re)loads (start, NOTIFY router_reference)");
   r->units_pending = strmap_new();
+  r->started_ms = clock_mono_ms_();
+  dispatcher_set_gone(r->dispatcher, on_gone, r);
   pg_conn_listen(r->pg, "router_reference", on_reference, r);
   r->orders_tick = event_new(r->base, -1, EV_PERSIST, on_orders_tick, r);
   struct timeval tv = {1, 0};

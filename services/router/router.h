@@ -38,6 +38,8 @@ typedef struct router {
   routing_rules *rules; /* NULL until first loaded */
   unit_tree *units;     /* router.units, loaded with the rules */
   bool rules_loading, orders_reloading, orders_reloaded;
+  bool holders_checked; /* start: handlers holding orders and not back in time are gone */
+  int64_t started_ms;   /* monotonic */
   strmap *units_pending;     /* order_no -> unit chosen in apply (malloc'd), until committed */
   struct event *orders_tick; /* retries loading rules / open orders until both are in */
   strmap *order_busy;        /* order_no -> the action being applied (actions.c), others queued */
@@ -50,6 +52,9 @@ void orders_stop(router *r);
 /* orders.c: an order whose holder unit changed (state back to 'created') goes
  * to the dispatcher again. */
 void orders_redispatch(router *r, const char *order_no);
+/* orders.c: handler_id is gone: the open orders it acknowledged are dispatched
+ * again to a handler serving their unit (the ack of that dispatch moves them). */
+void orders_failover(router *r, const char *handler_id);
 
 /* actions.c: an Action from handler_id (the link's routing id). */
 void actions_handle(router *r, const char *handler_id, const Kesu__V1__Action *action);
