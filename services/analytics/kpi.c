@@ -21,11 +21,12 @@
 
 enum {
   C_ORDERS, C_CLOSED, C_IN_LIMIT, C_FIRST, C_TRANSFERRED, C_VALID, C_DELAYED, C_DELAY_MS,
-  C_HANDLING_MS, C_PROMISED_OK, NC
+  C_HANDLING_MS, C_PROMISED_OK, C_SURVEYED, C_SATISFIED, C_QUALITY_OK, C_SERVICE, NC
 };
 static const char *const counter_cols[NC] = {
     "orders", "closed", "closed_in_limit", "first_contact", "transferred",
-    "valid_flow", "delayed", "delay_ms", "handling_ms", "promised_ok"};
+    "valid_flow", "delayed", "delay_ms", "handling_ms", "promised_ok",
+    "surveyed", "satisfied", "quality_ok", "service"};
 
 enum {
   SRC_ROLLUP, SRC_NONE, SRC_CUSTOMERS, SRC_CALLS, SRC_AGENT_VOLUME, SRC_AGENT_QUALITY,
@@ -65,11 +66,12 @@ static const kpi_def kpis[] = {
      " orders (complement of first_contact_closure_rate within on-time closures)",
      -1, "ratio", C_TRANSFERRED, C_ORDERS, NULL, NULL, SRC_ROLLUP,
      "orders closed in limit after at least one move", "complaint orders accepted in the period"},
-    {"satisfaction_rate", "投诉客户满意度", "satisfied customers ÷ customers surveyed", -1, "ratio",
-     -1, -1, NULL,
-     "the callback satisfaction (Action.satisfaction) is not carried by any event the router"
-     " publishes (WorkOrderStepChanged has no satisfaction field)",
-     SRC_NONE, "customers satisfied at answer or callback", "customers surveyed"},
+    {"satisfaction_rate", "投诉客户满意度",
+     "satisfied customers ÷ customers surveyed (the latest callback of each order; satisfied ="
+     " 4 or 5 of 5)",
+     -1, "ratio", C_SATISFIED, C_SURVEYED, NULL, NULL, SRC_ROLLUP,
+     "complaint orders whose latest callback satisfaction is 4 or 5",
+     "complaint orders with a callback satisfaction"},
     {"timely_flow_rate", "工单流转及时率",
      "orders that completed their flow within limits (closed, no SLA step breached) ÷ orders", -1,
      "ratio", C_IN_LIMIT, C_ORDERS, NULL, NULL, SRC_ROLLUP,
@@ -98,28 +100,27 @@ static const kpi_def kpis[] = {
      C_ORDERS, "escalated", NULL, SRC_ROLLUP, "escalated complaints closed",
      "escalated complaints accepted in the period"},
     {"escalated_satisfaction_rate", "升级投诉处理结果客户满意率",
-     "satisfied customers of escalated complaints ÷ escalated complaints surveyed", 0.95, "ratio",
-     -1, -1, NULL,
-     "the callback satisfaction (Action.satisfaction) is not carried by any event the router"
-     " publishes (WorkOrderStepChanged has no satisfaction field)",
-     SRC_NONE, "escalated complaints whose customer was satisfied",
-     "escalated complaints surveyed"},
+     "satisfied customers of escalated complaints ÷ escalated complaints surveyed (satisfied ="
+     " 4 or 5 of 5 at the HQ callback)",
+     0.95, "ratio", C_SATISFIED, C_SURVEYED, "escalated", NULL, SRC_ROLLUP,
+     "escalated complaints whose latest callback satisfaction is 4 or 5",
+     "escalated complaints with a callback satisfaction"},
     {"order_timeliness_rate", "投诉工单处理及时率",
      "orders closed within limits (no SLA step breached) ÷ orders closed", 0.99, "ratio",
      C_IN_LIMIT, C_CLOSED, NULL, NULL, SRC_ROLLUP, "orders closed with no SLA step breached",
      "orders closed"},
-    {"order_quality_rate", "工单处理合格率", "orders handled up to standard ÷ orders handled", 0.99,
-     "ratio", -1, -1, NULL,
-     "no per-order quality-check result exists: no event carries one and no QA-of-orders data"
-     " set is defined",
-     SRC_NONE, "orders handled up to standard", "orders handled"},
+    {"order_quality_rate", "工单处理合格率",
+     "orders handled up to standard (合格: closed, never returned or transferred for misrouting,"
+     " no callback found the handling at fault, never reopened) ÷ orders handled (closed)",
+     0.99, "ratio", C_QUALITY_OK, C_CLOSED, NULL, NULL, SRC_ROLLUP,
+     "closed orders with no return/transfer, no at-fault callback and no reopen",
+     "orders closed"},
     {"service_complaints", "服务性投诉",
-     "count of substantiated service-caused complaints per unit (reference ≤ 1 a month, < 4 a"
-     " year)",
-     -1, "count", -1, -1, NULL,
-     "no event says a complaint was substantiated and service-caused (Action.responsibility /"
-     " AppealInfo.nature are not published to analytics)",
-     SRC_NONE, "substantiated service-caused complaints", "—"},
+     "count of substantiated service-caused complaints (closed or concluded with responsibility"
+     " \"service\") per unit (reference ≤ 1 a month, < 4 a year)",
+     1, "count", C_SERVICE, C_ORDERS, NULL, NULL, SRC_ROLLUP,
+     "substantiated service-caused complaints (the value)",
+     "complaint orders accepted in the period (context only)"},
     {"hotline_service_level", "热线服务水平",
      "calls answered by a person within 15 s ÷ calls asking for a person (loaded call records;"
      " the 15 s is analytics.config hotline_answer_seconds)",
@@ -257,7 +258,11 @@ static bool valid_date(const char *s) {
 static json_t *ratio(const kpi_def *k, long long num, long long den) {
   json_t *o = json_object();
   double scale = strcmp(k->unit, "seconds") == 0 ? 1000.0 : 1.0;
-  json_object_set_new(o, "value", den ? json_real((double)num / scale / (double)den) : json_null());
+  if (strcmp(k->unit, "count") == 0)
+    json_object_set_new(o, "value", json_integer(num)); /* a count: the numerator itself */
+  else
+    json_object_set_new(o, "value",
+                        den ? json_real((double)num / scale / (double)den) : json_null());
   if (scale != 1.0)
     json_object_set_new(o, "numerator", json_real((double)num / scale));
   else
@@ -530,7 +535,8 @@ static void kpi_request(struct evhttp_request *req, const auth_ctx *auth, const 
   q->csv = fmt && strcmp(fmt, "csv") == 0;
   q->filters = json_object();
   q->rank = rank;
-  q->rank_asc = k->num == C_DELAY_MS || k->num == C_HANDLING_MS || k->src == SRC_CUSTOMERS;
+  q->rank_asc = k->num == C_DELAY_MS || k->num == C_HANDLING_MS || k->num == C_SERVICE ||
+                k->src == SRC_CUSTOMERS;
   q->src = k->src;
   if (k->num == C_DELAY_MS && gb && strstr(gb, "step")) q->src = SRC_STEP_DELAY;
   q->loaded = q->src != SRC_ROLLUP;

@@ -76,7 +76,7 @@ static const char *nz(const char *s) { return s && *s ? s : NULL; }
 enum {
   F_ORDER, F_REGION, F_CHANNEL, F_BTYPE, F_TIER, F_RECEIVED, F_UNIT, F_DISPATCHED, F_CLOSED,
   F_WARNED, F_BREACHED, F_KIND, F_STREAM, F_LEVEL, F_PROMISED, F_FIRST_UNIT, F_MOVES, F_MISROUTES,
-  F_BREACH_DUE, F_STEP_AT, F_PROBLEM, F_TITLE, NF
+  F_BREACH_DUE, F_STEP_AT, F_PROBLEM, F_TITLE, F_SATISFACTION, F_FAULTS, F_SERVICE, NF
 };
 
 /* One upsert per consumer batch: the batch's events merged per order in C
@@ -88,16 +88,17 @@ static const char *const SQL_UPSERT =
     "INSERT INTO analytics.orders AS o (order_no, region, channel, business_type, tier,"
     " received_at, unit_id, dispatched_at, closed_at, warned_at, breached_at, kind, stream,"
     " customer_level, promised_by, first_unit, moves, misroutes, breach_due, steps, last_step_at,"
-    " problem_type, title)"
+    " problem_type, title, satisfaction, faults, service_substantiated)"
     " SELECT u.c1, u.c2, u.c3, u.c4, u.c5, " TS("c6") ", u.c7, " TS("c8") ", " TS("c9") ", "
     TS("c10") ", " TS("c11") ", u.c12, u.c13, u.c14, " TS("c15") ", u.c16, u.c17, u.c18, "
-    TS("c19") ", u.c20, " TS("c21") ", u.c22, u.c23"
+    TS("c19") ", u.c20, " TS("c21") ", u.c22, u.c23, u.c24, u.c25, coalesce(u.c26, false)"
     " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[],"
     " $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::text[],"
     " $13::text[], $14::text[], $15::bigint[], $16::text[], $17::int[], $18::int[],"
-    " $19::bigint[], $20::int[], $21::bigint[], $22::text[], $23::text[])"
+    " $19::bigint[], $20::int[], $21::bigint[], $22::text[], $23::text[], $24::int[], $25::int[],"
+    " $26::boolean[])"
     " AS u(c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, c16, c17, c18, c19,"
-    " c20, c21, c22, c23)"
+    " c20, c21, c22, c23, c24, c25, c26)"
     " ON CONFLICT (order_no) DO UPDATE SET"
     " region = COALESCE(o.region, EXCLUDED.region),"
     " channel = COALESCE(o.channel, EXCLUDED.channel),"
@@ -120,7 +121,10 @@ static const char *const SQL_UPSERT =
     " steps = o.steps + EXCLUDED.steps,"
     " last_step_at = GREATEST(o.last_step_at, EXCLUDED.last_step_at),"
     " problem_type = COALESCE(o.problem_type, EXCLUDED.problem_type),"
-    " title = COALESCE(o.title, EXCLUDED.title)";
+    " title = COALESCE(o.title, EXCLUDED.title),"
+    " satisfaction = COALESCE(EXCLUDED.satisfaction, o.satisfaction),"
+    " faults = o.faults + EXCLUDED.faults,"
+    " service_substantiated = o.service_substantiated OR EXCLUDED.service_substantiated";
 
 /* --- the batch: facts merged per order --------------------------------------- */
 
@@ -128,7 +132,7 @@ enum { HASH = 2048 }; /* > 2 × the consumer's batch (500) */
 
 typedef struct {
   char *v[NF];
-  long long moves, misroutes, steps;
+  long long moves, misroutes, steps, faults;
 } fact;
 
 static struct {
@@ -241,6 +245,8 @@ static void batch_merge(pg_tx *tx, const char *const *v) {
     switch (i) {
     case F_MOVES: f->moves += strtoll(v[i], NULL, 10); break;
     case F_MISROUTES: f->misroutes += strtoll(v[i], NULL, 10); break;
+    case F_FAULTS: f->faults += strtoll(v[i], NULL, 10); break;
+    case F_SATISFACTION: /* the latest survey */
     case F_UNIT: /* the latest responsible unit */
       free(f->v[i]);
       f->v[i] = strdup(v[i]);
@@ -261,7 +267,7 @@ static void batch_merge(pg_tx *tx, const char *const *v) {
 }
 
 /* A Postgres array literal of one column of the batch (NULL = unknown). */
-enum { COL_TEXT, COL_MOVES, COL_MISROUTES, COL_STEPS };
+enum { COL_TEXT, COL_MOVES, COL_MISROUTES, COL_STEPS, COL_FAULTS };
 static char *array_of(int col, int kind) {
   struct evbuffer *b = evbuffer_new();
   evbuffer_add(b, "{", 1);
@@ -271,6 +277,7 @@ static char *array_of(int col, int kind) {
     if (kind != COL_TEXT) {
       evbuffer_add_printf(b, "%lld", kind == COL_MOVES       ? f->moves
                                       : kind == COL_MISROUTES ? f->misroutes
+                                      : kind == COL_FAULTS    ? f->faults
                                                               : f->steps);
       continue;
     }
@@ -302,7 +309,10 @@ static void on_batch_end(pg_tx *tx, void *arg) {
   int k = 0;
   for (int i = 0; i < NF; i++) {
     if (i == F_STEP_AT) vals[k++] = array_of(0, COL_STEPS);
-    vals[k++] = array_of(i, i == F_MOVES ? COL_MOVES : i == F_MISROUTES ? COL_MISROUTES : COL_TEXT);
+    vals[k++] = array_of(i, i == F_MOVES       ? COL_MOVES
+                            : i == F_MISROUTES ? COL_MISROUTES
+                            : i == F_FAULTS    ? COL_FAULTS
+                                               : COL_TEXT);
   }
   pg_tx_add(tx, SQL_UPSERT, k, (const char *const *)vals, NULL, NULL);
   for (int i = 0; i < k; i++) free(vals[i]);
@@ -412,6 +422,14 @@ static void on_apply(pg_tx *tx, const Kesu__V1__Envelope *env, void *arg) {
       v[F_UNIT] = nz(s->holder_unit);
     if (move) v[F_MOVES] = "1";
     if (misroute) v[F_MISROUTES] = "1";
+    /* R-42/R-43: the callback's survey and verdict, a reopen (回访再处理), and a
+     * close/conclude that found a service complaint substantiated */
+    if (!strcmp(act, "callback") && s->satisfaction >= 1 && s->satisfaction <= 5) {
+      snprintf(tbuf[F_SATISFACTION], sizeof tbuf[F_SATISFACTION], "%d", (int)s->satisfaction);
+      v[F_SATISFACTION] = tbuf[F_SATISFACTION];
+    }
+    if ((!strcmp(act, "callback") && s->at_fault) || !strcmp(act, "reopen")) v[F_FAULTS] = "1";
+    if (s->service_substantiated) v[F_SERVICE] = "t";
     SETMS(F_STEP_AT, s->at ? s->at : env->occurred_at);
     if (v[F_ORDER] && s->from_state && s->to_state && strcmp(s->from_state, s->to_state) != 0) {
       char seq[24];
@@ -557,6 +575,17 @@ static char *event_json(const Kesu__V1__Envelope *env, const char *fallback_prod
     set_str(o, "from_unit", e->from_unit);
     set_str(o, "to_unit", e->to_unit);
     set_time(o, "due_at", e->due_at);
+    break;
+  }
+  case KESU__V1__ENVELOPE__PAYLOAD_WORK_ORDER_STEP_CHANGED: {
+    const Kesu__V1__WorkOrderStepChanged *s = env->work_order_step_changed;
+    set_str(o, "action", s->action);
+    set_str(o, "from_state", s->from_state);
+    set_str(o, "to_state", s->to_state);
+    set_str(o, "unit_id", s->holder_unit);
+    set_time(o, "at", s->at);
+    if (s->satisfaction) json_object_set_new(o, "satisfaction", json_integer(s->satisfaction));
+    if (s->service_substantiated) json_object_set_new(o, "service_substantiated", json_true());
     break;
   }
   default:

@@ -274,6 +274,19 @@ static void h_distribution(struct evhttp_request *req, const auth_ctx *auth, cha
              " LATERAL (VALUES ('first_contact', '一次性办结', a), ('transferred', '转办结', b),"
              " ('other', '未按时办结或未办结', n - a - b)) x(k, l, c)",
              where);
+  } else if (strcmp(dim, "satisfaction") == 0) {
+    /* R-46 satisfaction: the latest callback's score, satisfied = 4–5 (as satisfaction_rate) */
+    add_col(q, "satisfaction", "满意度", 's');
+    add_col(q, "label", "说明", 's');
+    add_col(q, "orders", "工单数", 'i');
+    add_col(q, "share", "占比", 'r');
+    snprintf(sql, sizeof sql,
+             "WITH t AS (SELECT coalesce(sum(d.satisfied), 0) AS a,"
+             " coalesce(sum(d.surveyed), 0) AS s, coalesce(sum(d.orders), 0) AS n%s)"
+             " SELECT k, l, c, CASE WHEN n > 0 THEN c::numeric / n END FROM t,"
+             " LATERAL (VALUES ('satisfied', '满意（4–5分）', a), ('dissatisfied',"
+             " '不满意（1–3分）', s - a), ('not_surveyed', '未回访', n - s)) x(k, l, c)",
+             where);
   } else if (strcmp(dim, "channel,business_type") == 0) {
     add_col(q, "channel", "渠道", 's');
     add_col(q, "business_type", "业务类型", 's');
@@ -292,7 +305,7 @@ static void h_distribution(struct evhttp_request *req, const auth_ctx *auth, cha
     if (k < 0) {
       http_reply_error(req, 422, "invalid_value",
                        "dim is one of channel, business_type, customer_level, tier, region, unit,"
-                       " stream, kind, result, channel,business_type",
+                       " stream, kind, result, satisfaction, channel,business_type",
                        "dim");
       fail(q);
       return;
