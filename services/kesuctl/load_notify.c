@@ -27,10 +27,13 @@ static const char *const recipients[] = {"customer",   "handler",     "head", "s
 static const char *const events[] = {"ComplaintReceived", "WorkOrderCreated", "WorkOrderDispatched",
                                      "WorkOrderClosed",   "SlaWarning",       "SlaBreached",
                                      "SlaEscalated",      "WorkOrderStepChanged", "ComplaintDigest",
-                                     NULL};
+                                     "SlaDeadlineMoved",  NULL};
 static const char *const cond_keys[] = {"kind",          "tier",   "level",         "region",
                                         "problem_type",  "business_type", "action",
-                                        "reply_channel", "major",         NULL};
+                                        "reply_channel", "major",
+                                        /* SlaDeadlineMoved: the step (arrive, answer, ...) and
+                                         * the reason code (rain, snow, appointment, ...) */
+                                        "step",          "reason",        NULL};
 
 static bool in(const char *s, const char *const *set) {
   for (int i = 0; set[i]; i++)
@@ -103,7 +106,7 @@ static bool notify_conditions_ok(const char *s, char *err, size_t errlen) {
     if (!in(part, cond_keys)) {
       snprintf(err, errlen,
                "unknown condition '%s' (kind, tier, level, region, problem_type, business_type,"
-               " action, reply_channel, major)",
+               " action, reply_channel, major, step, reason)",
                part);
       ok = false;
     }

@@ -285,6 +285,7 @@ static void save_ctx(pg_tx *tx, const char *order_no, const order_ctx *o) {
 typedef struct {
   const Kesu__V1__Envelope *env;
   const char *order_no, *unit, *due_at, *step, *escalated_to, *action, *answer;
+  const char *old_due_at, *reason, *step_code, *reason_code; /* SlaDeadlineMoved */
   const order_ctx *o;
 } ev_facts;
 
@@ -319,7 +320,7 @@ static void add_delivery(app *a, pg_tx *tx, const ev_facts *f, const nrule *r, c
                          "title",        "region",       "unit",          "business_type",
                          "problem_type", "due_at",       "step",          "event",
                          "tier",         "escalated_to", "unit_name",     "escalated_to_name",
-                         "answer"};
+                         "answer",       "old_due_at",   "reason"};
   const char *values[] = {f->order_no,
                           promised,
                           o ? nz(o->customer_name) : "",
@@ -336,7 +337,9 @@ static void add_delivery(app *a, pg_tx *tx, const ev_facts *f, const nrule *r, c
                           f->escalated_to,
                           unit_name(&a->ref, f->unit),
                           unit_name(&a->ref, f->escalated_to),
-                          nz(f->answer)};
+                          nz(f->answer),
+                          nz(f->old_due_at),
+                          nz(f->reason)};
   int nv = (int)(sizeof names / sizeof *names);
   char *body = tmpl_render(t->body, nv, names, values);
   char *subject = tmpl_render(t->subject, nv, names, values);
@@ -377,7 +380,8 @@ static void add_delivery(app *a, pg_tx *tx, const ev_facts *f, const nrule *r, c
 static void apply_rules(app *a, pg_tx *tx, const ev_facts *f) {
   const order_ctx *o = f->o;
   const char *keys[] = {"kind",          "tier",   "level",         "region", "problem_type",
-                        "business_type", "action", "reply_channel", "major"};
+                        "business_type", "action", "reply_channel", "major",  "step",
+                        "reason"};
   const char *region = o && o->region && *o->region ? o->region : f->env->region;
   const char *vals[] = {o ? nz(o->kind) : "",
                         o ? nz(o->tier) : "",
@@ -387,11 +391,13 @@ static void apply_rules(app *a, pg_tx *tx, const ev_facts *f) {
                         o ? nz(o->business_type) : "",
                         nz(f->action),
                         o && o->reply_channel && *o->reply_channel ? o->reply_channel : "sms",
-                        o && o->major ? "true" : "false"};
+                        o && o->major ? "true" : "false",
+                        nz(f->step_code),
+                        nz(f->reason_code)};
   for (int i = 0; i < a->ref.nrules; i++) {
     const nrule *r = &a->ref.rules[i];
     if (strcmp(r->event_type, f->env->type) != 0) continue;
-    if (!conditions_match(r->conditions, 9, keys, vals)) continue;
+    if (!conditions_match(r->conditions, 11, keys, vals)) continue;
     const ntmpl *t = find_tmpl(&a->ref, r->tmpl);
     if (!t) continue;
     if (strcmp(r->recipient, "customer") == 0) {
@@ -430,7 +436,7 @@ static void on_apply(pg_tx *tx, const Kesu__V1__Envelope *env, void *arg) {
   app *a = arg;
   ev_facts f = {.env = env, .order_no = env->order_no, .unit = "", .due_at = "", .step = "",
                 .escalated_to = "", .action = "", .answer = ""};
-  char due[20] = "";
+  char due[20] = "", old_due[20] = "";
   order_ctx *o = NULL;
   switch (env->payload_case) {
     case KESU__V1__ENVELOPE__PAYLOAD_COMPLAINT_RECEIVED: {
@@ -546,6 +552,30 @@ static void on_apply(pg_tx *tx, const Kesu__V1__Envelope *env, void *arg) {
                             sizeof due);
       f.due_at = due;
       f.step = step_zh(warn ? env->sla_warning->step : env->sla_breached->step);
+      break;
+    }
+    case KESU__V1__ENVELOPE__PAYLOAD_SLA_DEADLINE_MOVED: {
+      /* R-34: a re-commit, appointment, postponement, pause/resume or re-tier
+       * moved a step's deadline; the rules (action = the kind, step, reason)
+       * tell the centre, the holder and, for an agreed time, the customer. */
+      const Kesu__V1__SlaDeadlineMoved *m = env->sla_deadline_moved;
+      if (*m->order_no) f.order_no = m->order_no;
+      o = strmap_get(a->orders, f.order_no);
+      f.unit = m->unit_id;
+      if (m->new_due_at) template_local_minute(m->new_due_at, due, sizeof due);
+      if (m->old_due_at) template_local_minute(m->old_due_at, old_due, sizeof old_due);
+      f.due_at = due;
+      f.old_due_at = old_due;
+      f.step = step_zh(m->step);
+      f.step_code = step_name(m->step);
+      f.action = m->kind;
+      f.reason_code = m->reason;
+      f.reason = template_move_reason(m->kind, m->reason);
+      if (o && m->step == KESU__V1__STEP__ANSWER && m->new_due_at &&
+          strcmp(m->kind, "recommit") == 0 && m->new_due_at != o->promised_by) {
+        o->promised_by = m->new_due_at; /* the customer's promise is the answer's deadline */
+        save_ctx(tx, f.order_no, o);
+      }
       break;
     }
     case KESU__V1__ENVELOPE__PAYLOAD_SLA_ESCALATED: {

@@ -168,3 +168,15 @@ int64_t staff_open_at_ms(int64_t now_ms, int open_min, int close_min, const cal_
       return (int64_t)d * DAY_MS + open_min * 60000LL - LOCAL_OFFSET_MS;
   return now_ms;
 }
+
+/* See template.h. */
+const char *template_move_reason(const char *kind, const char *reason) {
+  if (strcmp(kind, "postpone") == 0)
+    return strcmp(reason, "snow") == 0 ? "雪天" : strcmp(reason, "rain") == 0 ? "雨天" : reason;
+  if (strcmp(kind, "appointment") == 0) return "与客户预约";
+  if (strcmp(kind, "pause") == 0 || strcmp(kind, "resume") == 0)
+    return strcmp(reason, "customer") == 0 ? "等待客户" : reason;
+  if (strcmp(kind, "reclassify") == 0 && strcmp(reason, "reclassify") == 0) return "工单重新定级";
+  return reason;
+}
+

@@ -33,6 +33,10 @@ enum { DELIVERY_MAX_ATTEMPTS = 8 };
  * the end of the window (the next local `to`), when a held message goes out.
  * from == to: no window. */
 int64_t hold_until_ms(int64_t now_ms, int from_min, int to_min);
+/* {reason} of a SlaDeadlineMoved (R-34) from its kind and reason code: 雨天 /
+ * 雪天 for a rain/snow postponement, 与客户预约 for an appointment, 等待客户
+ * for a pause for the customer; otherwise the handler's own text. */
+const char *template_move_reason(const char *kind, const char *reason);
 /* A rule's conditions "key=value;key=value" against an order's facts
  * (keys[i] = values[i]): all must hold; values compare case-insensitively,
  * except region, a prefix ("310000" stands for "31"). "" matches everything;

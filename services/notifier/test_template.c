@@ -247,6 +247,17 @@ static void test_staff_hours_follow_the_calendar(void **state) {
                    at("2026-11-30T08:00:00+08:00"));
 }
 
+static void test_move_reasons(void **state) {
+  (void)state;
+  assert_string_equal(template_move_reason("postpone", "rain"), "雨天");
+  assert_string_equal(template_move_reason("postpone", "snow"), "雪天");
+  assert_string_equal(template_move_reason("appointment", "appointment"), "与客户预约");
+  assert_string_equal(template_move_reason("pause", "customer"), "等待客户");
+  assert_string_equal(template_move_reason("pause", "等客户在家"), "等客户在家");
+  assert_string_equal(template_move_reason("recommit", "需厂家更换板卡"), "需厂家更换板卡");
+  assert_string_equal(template_move_reason("reclassify", "reclassify"), "工单重新定级");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_receipt_has_order_and_local_time),
@@ -260,6 +271,7 @@ int main(void) {
       cmocka_unit_test(test_staff_copy_masks_the_phone),
       cmocka_unit_test(test_mail_is_utf8_mime),
       cmocka_unit_test(test_staff_hours_follow_the_calendar),
+      cmocka_unit_test(test_move_reasons),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,7 +17,11 @@
  * close), restarting it for the new holder on transfer/escalation (R-35).
  * Policies match on kind, stream, tier and customer level (sla.orders keeps
  * them for later steps). At 08:00 local each day one DailyDueList event
- * (R-36, sla.daily_lists: once a day).
+ * (R-36, sla.daily_lists: once a day). Every other move of a deadline
+ * (re-commit — also the workflow's action recommit —, appointment,
+ * postponement, pause/resume, reclassify) appends SlaDeadlineMoved in its
+ * transaction (sql/007_deadline_moved.sql) so the notifier tells the centre,
+ * the holder and, for an agreed time, the customer (R-34).
  *
  * HTTP: GET /v1/timers/{order_no}; POST /v1/timers/{order_no}/recommit
  * (R-34, "customer_caused": no deduction); POST /v1/timers/{order_no}/pause
@@ -295,6 +299,7 @@ typedef struct {
   const char *tier, *level, *reason, *actor;
   bool vip;
   int64_t at;
+  int64_t recommit_to; /* action recommit — the answer step's new deadline */
 } step_change;
 
 static bool step_change_of(const Kesu__V1__Envelope *env, step_change *sc) {
@@ -327,6 +332,7 @@ static bool step_change_of(const Kesu__V1__Envelope *env, step_change *sc) {
   sc->vip = s->vip;
   sc->reason = s->reason;
   sc->actor = s->actor;
+  if (strcmp(act, "recommit") == 0 && s->promised_by > 0) sc->recommit_to = s->promised_by;
   /* A re-tier / customer-level change (action reclassify), or a repair found
    * to be a large fault (reason "large_fault" on arrive or reclassify). */
   sc->reclassify = strcmp(act, "reclassify") == 0 ||
@@ -496,6 +502,21 @@ static void on_apply(pg_tx *tx, const Kesu__V1__Envelope *env, void *arg) {
       sql_close_step(tx, sc.order_no, "fix", sc.at);
     }
     if (sc.arrived) sql_close_step(tx, sc.order_no, "arrive", sc.at);
+    if (sc.recommit_to) {
+      /* R-34 re-commit recorded through the workflow (the handler's
+       * 重新承诺): the final answer's deadline moves to the new promise, as
+       * POST /v1/timers/{no}/recommit does (a time not ahead, or a step
+       * closed/overdue, changes nothing); sla.recommits keeps the old one
+       * and SlaDeadlineMoved is appended at commit (007). */
+      char due[24], at[24];
+      snprintf(due, sizeof due, "%" PRId64, sc.recommit_to);
+      snprintf(at, sizeof at, "%" PRId64, sc.at);
+      const char *rv[6] = {sc.order_no, step_name(KESU__V1__STEP__ANSWER), due,
+                           sc.reason && *sc.reason ? sc.reason : "recommit",
+                           sc.actor ? sc.actor : "", at};
+      pg_tx_add(tx, "SELECT status FROM sla.recommit($1, $2, $3::bigint, $4, $5, $6::bigint)", 6,
+                rv, NULL, NULL);
+    }
     if (sc.reclassify) {
       order_attr *cur = strmap_get(a->orders, sc.order_no), next;
       /* Like WorkOrderCreated, memory is written while the batch is built;
@@ -619,7 +640,7 @@ static void on_committed(const Kesu__V1__Envelope *env, void *arg) {
       mem_close(a, sc.order_no, "fix");
     }
     if (sc.arrived) mem_close(a, sc.order_no, "arrive");
-    if (sc.reclassify) reload_order_timers(a, sc.order_no);
+    if (sc.reclassify || sc.recommit_to) reload_order_timers(a, sc.order_no);
     if (sc.open_step && !step_not_for(a, sc.order_no, sc.open_step)) {
       timer_spec ts;
       spec_for(a, strmap_get(a->orders, sc.order_no), sc.open_step, sc.region, sc.at, &ts);
@@ -1410,7 +1431,7 @@ typedef struct {
   app *a;
   struct evhttp_request *req;
   bool admin, pause, customer;
-  char scope[64], order_no[72], step[32];
+  char scope[64], order_no[72], step[32], actor[96], reason[512];
 } pause_req;
 
 static void on_resumed_row(const pg_result_set *rs, void *arg) {
@@ -1422,12 +1443,12 @@ static void on_resumed_row(const pg_result_set *rs, void *arg) {
 
 static void on_paused(const pg_result_set *rs, void *arg) {
   pause_req *q = arg;
-  if (!rs->ok || PQntuples(rs->res[0]) != 1) {
+  if (!rs->ok || PQntuples(rs->res[1]) != 1) {
     http_reply_error(q->req, 503, "unavailable", "database unavailable", NULL);
     free(q);
     return;
   }
-  PGresult *r = rs->res[0];
+  PGresult *r = rs->res[1];
   const char *status = PQgetvalue(r, 0, 0);
   if (strcmp(status, "not_found") == 0) {
     http_reply_error(q->req, 404, "not_found", "no timer for this order and step", "step");
@@ -1474,6 +1495,10 @@ static void on_pause_scope(const pg_result_set *rs, void *arg) {
   snprintf(now, sizeof now, "%" PRId64, clock_now_ms());
   const char *v[5] = {q->order_no, q->step, q->pause ? "t" : "f", now, q->customer ? "t" : "f"};
   pg_tx *tx = pg_tx_new();
+  /* who and why, for the SlaDeadlineMoved the pause/resume appends (007) */
+  const char *who[2] = {q->actor, q->reason};
+  pg_tx_add(tx, "SELECT set_config('sla.actor', $1, true), set_config('sla.reason', $2, true)", 2,
+            who, NULL, NULL);
   pg_tx_add(tx, "SELECT * FROM sla.pause($1, $2, $3::boolean, $4::bigint, $5::boolean)", 5, v,
             NULL, NULL);
   pg_conn_submit(q->a->pg, tx, on_paused, q);
@@ -1513,6 +1538,11 @@ static void h_pause_resume(struct evhttp_request *req, const auth_ctx *auth, cha
     return;
   }
   const char *step = st ? json_string_value(st) : "handle";
+  if (rs && strlen(json_string_value(rs)) >= sizeof((pause_req *)0)->reason) {
+    http_reply_error(req, 422, "too_long", "longer than 511 bytes", "reason");
+    json_decref(body);
+    return;
+  }
   if (strlen(step) >= 32 || strlen(segs[0]) >= 72) {
     http_reply_error(req, 422, "too_long", "too long", strlen(step) >= 32 ? "step" : "order_no");
     json_decref(body);
@@ -1527,6 +1557,8 @@ static void h_pause_resume(struct evhttp_request *req, const auth_ctx *auth, cha
   snprintf(q->scope, sizeof q->scope, "%s", auth->scope ? auth->scope : "");
   snprintf(q->order_no, sizeof q->order_no, "%s", segs[0]);
   snprintf(q->step, sizeof q->step, "%s", step);
+  snprintf(q->actor, sizeof q->actor, "%s", auth->name ? auth->name : "");
+  snprintf(q->reason, sizeof q->reason, "%s", rs ? json_string_value(rs) : "");
   json_decref(body);
   const char *v[2] = {q->order_no, q->step};
   pg_tx *tx = pg_tx_new();
