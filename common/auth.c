@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include "log.h"
 
@@ -22,6 +23,9 @@ typedef struct {
 } table;
 
 enum { MAX_WAITERS = 256 };
+/* Reloads asked for by unknown tokens start at most this often, so a stream of bad tokens
+ * costs the database ten small queries a second, not one per request. */
+#define MISS_RELOAD_GAP_US 100000
 
 struct auth_cache {
   struct event_base *base;
@@ -35,7 +39,16 @@ struct auth_cache {
     void *arg;
   } now[MAX_WAITERS], next[MAX_WAITERS];
   int n_now, n_next;
+  int64_t last_start_us; /* monotonic start of the latest load */
+  struct event *delay;   /* a throttled reload for waiting callers */
+  bool delayed;
 };
+
+static int64_t mono_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 static void table_free(table *t) {
   for (size_t i = 0; i < t->n; i++) {
@@ -53,6 +66,7 @@ static int cmp_entry(const void *a, const void *b) {
 }
 
 static void reload(auth_cache *self);
+static void reload_for_waiters(auth_cache *self);
 
 /* Wakes the callers that waited for this load, then starts the next one if a change was
  * announced while this one ran (its snapshot may predate the change). */
@@ -64,9 +78,11 @@ static void load_done(auth_cache *self) {
   memcpy(self->now, self->next, (size_t)self->n_next * sizeof w[0]);
   self->n_now = self->n_next;
   self->n_next = 0;
-  if (self->again || self->n_now) {
+  if (self->again) {
     self->again = false;
     reload(self);
+  } else if (self->n_now) {
+    reload_for_waiters(self);
   }
   for (int i = 0; i < n; i++) w[i].cb(w[i].arg);
 }
@@ -108,10 +124,31 @@ static void reload(auth_cache *self) {
     return;
   }
   self->loading = true;
+  self->last_start_us = mono_us();
   pg_tx *tx = pg_tx_new();
   pg_tx_add(tx, "SELECT token_hash, name, role, scope FROM auth.tokens WHERE revoked_at IS NULL", 0,
             NULL, NULL, NULL);
   pg_conn_submit(self->pg, tx, on_loaded, self);
+}
+
+/* Starts a load for callers waiting on one now, or at the earliest MISS_RELOAD_GAP_US after
+ * the previous load started. */
+static void reload_for_waiters(auth_cache *self) {
+  if (self->loading || self->delayed) return;
+  int64_t wait = self->last_start_us + MISS_RELOAD_GAP_US - mono_us();
+  if (wait <= 0) {
+    reload(self);
+    return;
+  }
+  struct timeval tv = {(time_t)(wait / 1000000), (suseconds_t)(wait % 1000000)};
+  self->delayed = true;
+  event_add(self->delay, &tv);
+}
+
+static void on_delay(evutil_socket_t fd, short what, void *arg) {
+  auth_cache *self = arg;
+  self->delayed = false;
+  if (self->n_now && !self->loading) reload(self); /* a load running now wakes them itself */
 }
 
 static void on_notify(const char *channel, const char *payload, void *arg) { reload(arg); }
@@ -123,6 +160,7 @@ auth_cache *auth_cache_new(struct event_base *base, pg_conn *pg) {
   self->pg = pg;
   pg_conn_listen(pg, "auth_tokens", on_notify, self); /* also fires on (re)connect */
   self->tick = event_new(base, -1, EV_PERSIST, on_tick, self);
+  self->delay = evtimer_new(base, on_delay, self);
   struct timeval tv = {5, 0};
   event_add(self->tick, &tv);
   return self;
@@ -133,7 +171,7 @@ int auth_cache_refresh_then(auth_cache *self, auth_reload_cb cb, void *arg) {
   if (!self->loading) {
     if (self->n_now >= MAX_WAITERS) return -1;
     self->now[self->n_now++] = (struct waiter){cb, arg};
-    reload(self);
+    reload_for_waiters(self);
   } else {
     if (self->n_next >= MAX_WAITERS) return -1;
     self->next[self->n_next++] = (struct waiter){cb, arg};
@@ -146,6 +184,7 @@ void auth_cache_destroy(auth_cache **selfp) {
   auth_cache *self = *selfp;
   if (!self) return;
   event_free(self->tick);
+  event_free(self->delay);
   table_free(&self->cur);
   table_free(&self->retired);
   free(self);
