@@ -174,8 +174,7 @@ int auth_cache_refresh_then(auth_cache *self, auth_reload_cb cb, void *arg) {
     reload_for_waiters(self);
   } else {
     if (self->n_next >= MAX_WAITERS) return -1;
-    self->next[self->n_next++] = (struct waiter){cb, arg};
-    self->again = true;
+    self->next[self->n_next++] = (struct waiter){cb, arg}; /* load_done throttles them */
   }
   return 0;
 }
