@@ -7,6 +7,7 @@
 #include <cmocka.h>
 #include <string.h>
 
+#include "priority.h"
 #include "views.h"
 
 /* The last parsed body: the request's strings point into it. */
@@ -100,24 +101,24 @@ static void test_complaint_priority(void **state) {
   Kesu__V1__Customer cu = KESU__V1__CUSTOMER__INIT;
   Kesu__V1__Complaint c = KESU__V1__COMPLAINT__INIT;
   c.customer = &cu;
-  assert_int_equal(complaint_priority(&c), 1); /* general */
+  assert_int_equal(order_priority(&c), 1); /* general */
   c.tier = KESU__V1__TIER__NATIONAL;
-  assert_int_equal(complaint_priority(&c), 3);
+  assert_int_equal(order_priority(&c), 3);
   cu.level = "Gold";
-  assert_int_equal(complaint_priority(&c), 13);
+  assert_int_equal(order_priority(&c), 13);
   cu.level = "";
   c.vip = true;
-  assert_int_equal(complaint_priority(&c), 13);
+  assert_int_equal(order_priority(&c), 13);
   c.vip = false;
   c.tier = KESU__V1__TIER__GENERAL;
   c.gravity = true;
-  assert_int_equal(complaint_priority(&c), 6);
+  assert_int_equal(order_priority(&c), 6);
   c.urgency = true;
-  assert_int_equal(complaint_priority(&c), 10);
+  assert_int_equal(order_priority(&c), 10);
   c.breadth = true;
-  assert_int_equal(complaint_priority(&c), 13);
+  assert_int_equal(order_priority(&c), 13);
   c.customer = NULL;
-  assert_int_equal(complaint_priority(&c), 13);
+  assert_int_equal(order_priority(&c), 13);
 }
 
 static void test_scope_patterns(void **state) {

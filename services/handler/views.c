@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "clock.h"
+#include "priority.h"
 #include "utf8.h"
 
 static json_t *text(const char *s) {
@@ -19,26 +20,6 @@ static json_t *time_or_null(int64_t ms) {
   char buf[40];
   clock_format_ms(ms, buf, sizeof buf);
   return json_string(buf);
-}
-
-int complaint_priority(const Kesu__V1__Complaint *c) {
-  static const char *const vip[] = {"vip", "diamond", "gold", "silver", "3g", NULL};
-  int p = c->tier == KESU__V1__TIER__NATIONAL     ? 3
-          : c->tier == KESU__V1__TIER__PROVINCIAL ? 2
-                                                  : 1;
-  const char *level = c->customer && c->customer->level ? c->customer->level : "";
-  bool is_vip = c->vip;
-  for (int i = 0; !is_vip && vip[i]; i++)
-    is_vip = strcasecmp(level, vip[i]) == 0;
-  if (is_vip)
-    p += 10;
-  if (c->gravity)
-    p += 5;
-  if (c->urgency)
-    p += 4;
-  if (c->breadth)
-    p += 3;
-  return p;
 }
 
 json_t *complaint_view(const Kesu__V1__Complaint *c) {
@@ -68,7 +49,7 @@ json_t *complaint_view(const Kesu__V1__Complaint *c) {
   json_object_set_new(o, "gravity", json_boolean(c->gravity));
   json_object_set_new(o, "urgency", json_boolean(c->urgency));
   json_object_set_new(o, "breadth", json_boolean(c->breadth));
-  json_object_set_new(o, "priority", json_integer(complaint_priority(c)));
+  json_object_set_new(o, "priority", json_integer(order_priority(c)));
   return o;
 }
 

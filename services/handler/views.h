@@ -23,12 +23,8 @@
 enum { ANSWER_MAX_CHARS = 2000 };
 
 /* New reference; never NULL (undecodable text becomes ""). Carries
- * "priority" = complaint_priority(c). */
+ * "priority" = order_priority(c) (common/priority.h). */
 json_t *complaint_view(const Kesu__V1__Complaint *c);
-/* R-15, the router's order_priority (services/router/dispatcher.c): tier
- * (national 3, provincial 2, general 1) + 10 VIP (VIP/3G customer level or
- * the vip sub-level) + gravity 5 + urgency 4 + breadth 3. */
-int complaint_priority(const Kesu__V1__Complaint *c);
 
 typedef struct {
   const char *action; /* borrowed from the body */

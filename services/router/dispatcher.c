@@ -168,30 +168,6 @@ static void list_remove(work_order *o) {
   o->prev = o->next = NULL;
 }
 
-bool level_is_vip(const char *level) {
-  static const char *const vip[] = {"vip", "diamond", "gold", "silver", "3g", NULL};
-  for (int i = 0; level && vip[i]; i++)
-    if (strcasecmp(level, vip[i]) == 0)
-      return true;
-  return false;
-}
-
-int order_priority(const Kesu__V1__Complaint *c) {
-  int p = c->tier == KESU__V1__TIER__NATIONAL     ? 3
-          : c->tier == KESU__V1__TIER__PROVINCIAL ? 2
-                                                  : 1;
-  const char *level = c->customer && c->customer->level ? c->customer->level : "";
-  if (level_is_vip(level) || c->vip)
-    p += 10;
-  if (c->gravity)
-    p += 5;
-  if (c->urgency)
-    p += 4;
-  if (c->breadth)
-    p += 3;
-  return p;
-}
-
 /* Into its place in a unit's queue: after every order of higher priority, or
  * of the same priority due no later (new orders mostly go last: look from the
  * tail). */

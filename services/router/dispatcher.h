@@ -23,6 +23,7 @@
 
 #include "envelope.h"
 #include "pg.h"
+#include "priority.h"
 
 struct event_base;
 typedef struct dispatcher dispatcher;
@@ -31,11 +32,6 @@ typedef struct dispatcher dispatcher;
 typedef void (*dispatcher_action_fn)(const char *handler_id, const Kesu__V1__Action *action,
                                      void *arg);
 
-/* R-15 priority: importance — VIP/3G customer levels (vip, diamond, gold, silver, 3g) or
- * the VIP sub-level 10 — + gravity 5 + urgency 4 + breadth 3 + tier (national 3,
- * provincial 2, general 1). Higher goes first; the handler's queue uses the stored value. */
-int order_priority(const Kesu__V1__Complaint *c);
-bool level_is_vip(const char *level);
 
 /* NULL if the endpoint cannot be bound. */
 dispatcher *dispatcher_new(struct event_base *base, pg_conn *pg, const char *endpoint,
