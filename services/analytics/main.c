@@ -834,7 +834,7 @@ int main(void) {
   http_route(a.http, EVHTTP_REQ_GET, "/v1/stream", 0, h_stream, &a);
   kpi_routes(a.http, a.pg);
   reports_routes(a.http, a.pg);
-  web_routes(a.http);
+  web_routes(a.http, a.pg);
   http_set_ready(a.http, is_ready, &a);
   http_set_metrics(a.http, metrics_cb, &a);
 

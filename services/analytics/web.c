@@ -114,7 +114,7 @@ static void h_names(struct evhttp_request *req, const auth_ctx *auth, char **seg
 
 /* --- trend ------------------------------------------------------------------ */
 
-static pg_conn *g_pg; /* opened by the first trend request; lives as long as the process */
+static pg_conn *g_pg; /* analytics' connection, from web_routes */
 
 static bool valid_day(const char *s) {
   if (strlen(s) != 10 || s[4] != '-' || s[7] != '-') return false;
@@ -203,11 +203,6 @@ static void h_trend(struct evhttp_request *req, const auth_ctx *auth, char **seg
     http_reply_error(req, 403, "forbidden", "region is outside your scope", "region");
     return;
   }
-  if (!g_pg) {
-    struct event_base *base =
-        evhttp_connection_get_base(evhttp_request_get_connection(req));
-    g_pg = pg_conn_new(base, cfg_pg_conninfo("analytics"), "analytics-web");
-  }
   trend_q *q = calloc(1, sizeof *q);
   q->req = req;
   q->o = json_pack("{s:s, s:s, s:s}", "granularity", hourly ? "hour" : "day", "date", date,
@@ -241,7 +236,8 @@ static void h_trend(struct evhttp_request *req, const auth_ctx *auth, char **seg
   pg_conn_submit(g_pg, tx, on_trend, q);
 }
 
-void web_routes(http_server *http) {
+void web_routes(http_server *http, pg_conn *pg) {
+  g_pg = pg;
   http_route(http, EVHTTP_REQ_GET, "/", HTTP_PUBLIC, h_index, NULL);
   http_route(http, EVHTTP_REQ_GET, "/dashboard", HTTP_PUBLIC, h_index, NULL);
   http_route(http, EVHTTP_REQ_GET, "/web/*", HTTP_PUBLIC, h_asset, NULL);

@@ -2,5 +2,6 @@
 #ifndef KESU_ANALYTICS_WEB_H
 #define KESU_ANALYTICS_WEB_H
 #include "http.h"
-void web_routes(http_server *http);
+#include "pg.h"
+void web_routes(http_server *http, pg_conn *pg);
 #endif
