@@ -135,7 +135,9 @@ int32_t cal_day_of(const char *ymd) {
   int y, m, d;
   char tail;
   if (!ymd || sscanf(ymd, "%d-%d-%d%c", &y, &m, &d, &tail) != 3) return -1;
-  if (m < 1 || m > 12 || d < 1 || d > 31) return -1;
+  static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (m < 1 || m > 12 || d < 1) return -1;
+  if (d > mdays[m - 1] + (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))) return -1;
   /* days from civil (H. Hinnant) */
   y -= m <= 2;
   int era = (y >= 0 ? y : y - 399) / 400;

@@ -221,6 +221,8 @@ static void test_staff_hours_follow_the_calendar(void **state) {
   assert_int_equal(cal_day_of("2026-10-03"), cal_local_day(at("2026-10-03T00:00:00+08:00")));
   assert_int_equal(cal_day_of("2026-10-03"), cal_local_day(at("2026-10-03T23:59:59.999+08:00")));
   assert_int_equal(cal_day_of("2026-02-30x"), -1);
+  assert_int_equal(cal_day_of("2026-02-30"), -1);  /* no such day */
+  assert_int_equal(cal_day_of("2028-02-29"), cal_day_of("2028-02-28") + 1);  /* leap year */
   assert_false(cal_is_working_day(cal, 8, cal_day_of("2026-10-03")));  /* Saturday, holiday */
   assert_false(cal_is_working_day(cal, 8, cal_day_of("2026-10-05")));  /* Monday, holiday */
   assert_true(cal_is_working_day(cal, 8, cal_day_of("2026-10-08")));   /* Thursday */
