@@ -325,3 +325,18 @@ def test_order_reloaded_at_router_restart_reaches_the_handler_with_its_history(s
     hh = system.get("handler", "/v1/orders/%s/history" % no).json()["history"]
     assert [(s["seq"], s["action"], s["actor"], s["from_unit"], s["to_unit"]) for s in hh] == \
         [(1, "dispatch", "router", "sh", "sh-pd")]
+
+
+def test_r07_fields_are_stored_and_read_back(system):
+    no = submit(system, cause="staff_behaviour", brand="全球通", area="rural", gravity=True,
+                urgency=True, recording_ref="REC-2026-0001", customer_signed=True,
+                customer={"name": "韩梅", "phone": "13811110099", "home_region": "310115",
+                          "address": ADDR, "email": "hanmei@example.com",
+                          "reply_channel": "email"})
+    got = system.get("intake", "/v1/complaints/" + no).json()
+    assert (got["cause"], got["brand"], got["area"], got["recording_ref"]) == \
+        ("staff_behaviour", "全球通", "rural", "REC-2026-0001")
+    assert got["gravity"] is True and got["urgency"] is True and got["breadth"] is False
+    assert got["customer_signed"] is True
+    assert got["customer"]["email"] == "hanmei@example.com"
+    assert got["customer"]["reply_channel"] == "email"

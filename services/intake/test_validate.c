@@ -239,7 +239,7 @@ static void hand_off_needs_phone_and_address_r02(void **st) {
   assert_string_equal(c.answer_on_spot, "已告知客户资费标准，客户表示理解。");
   assert_null(c.address);
   json_decref(keep);
-  /* but not for an escalated complaint, an appeal or a repair */
+  /* but not for an escalated complaint or a repair (an appeal fails earlier: it needs its appeal fields) */
   VARIANT_FAILS("{\"answer_on_spot\":\"已答复\",\"stream\":\"escalated\"}", NULL, "invalid_value",
                 "answer_on_spot");
   VARIANT_FAILS("{\"answer_on_spot\":\"已答复\",\"kind\":\"repair\"}", NULL, "invalid_value",
