@@ -2,7 +2,7 @@
 """End-to-end dispatch bench (issue 3, "Speed"): 31 provinces x 2 handlers each.
 
   /usr/bin/python3 bench/dispatch.py [--total 20000] [--conns 32] [--per-province 2]
-                                     [--keep] [--no-extras]
+                                     [--rate N] [--keep] [--no-extras]
   /usr/bin/python3 bench/dispatch.py --attach [--offset 0] [--token-file var/admin.token] ...
 
 Without --attach it starts a system of its own, the way `make run` does: a Postgres cluster
@@ -17,7 +17,7 @@ Ctrl-C / SIGTERM; the services also get SIGKILL if this script is killed, PR_SET
 
 It then submits --total complaints spread evenly over the 31 provinces (round robin, each
 province's region codes from data/regions.csv in turn; unique phones so none is a repeat
-contact) with --conns keep-alive connections at full speed, listens to WorkOrderDispatched on
+contact) with --conns keep-alive connections at full speed (or --rate per second), listens to WorkOrderDispatched on
 the router's PUB, and prints: accepted/s, dispatched/s, the latency from each 201 to its
 WorkOrderDispatched (p50/p95/p99/max), whether every order was dispatched exactly once
 (distinct orders in the events; in the database: one handler.orders row per order, no
@@ -437,13 +437,17 @@ class Dispatched(threading.Thread):
                 self.handler[o] = env.work_order_dispatched.handler_id
 
 
-async def worker(port, token, bodies, queue, accepted, errors):
+async def worker(port, token, bodies, queue, accepted, errors, pace=None):
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     while True:
         try:
             i = queue.get_nowait()
         except asyncio.QueueEmpty:
             break
+        if pace:  # --rate: the i-th complaint is due at t0 + i / rate
+            delay = pace[0] + i / pace[1] - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
         b = bodies[i]
         writer.write((b"POST /v1/complaints HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                       b"Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
@@ -495,11 +499,13 @@ def run_load(a, intake_port, router_pub, token, provs, sysm):
         q.put_nowait(i)
 
     async def go():
-        await asyncio.gather(*[worker(intake_port, token, bodies, q, accepted, errors)
+        pace = (time.monotonic(), a.rate) if a.rate > 0 else None
+        await asyncio.gather(*[worker(intake_port, token, bodies, q, accepted, errors, pace)
                                for _ in range(a.conns)])
 
     log("submitting %d complaints (%d provinces, round robin) over %d connections to "
-        "http://127.0.0.1:%d ..." % (a.total, len(provs), a.conns, intake_port))
+        "http://127.0.0.1:%d %s..." % (a.total, len(provs), a.conns, intake_port,
+                                       "at %g/s " % a.rate if a.rate > 0 else "at full speed "))
     before = cpu_snapshot(sysm)
     pg0 = pg_counters(sysm)
     top = []
@@ -598,6 +604,8 @@ def main():
     ap.add_argument("--per-province", type=int, default=2, help="handlers per province")
     ap.add_argument("--drain", type=float, default=60, help="seconds to wait for the last "
                     "dispatches after the last 201")
+    ap.add_argument("--rate", type=float, default=0, help="offer this many complaints per "
+                    "second (default: as fast as the connections go): latency below saturation")
     ap.add_argument("--no-extras", action="store_true", help="start only intake, router and the "
                     "handlers (no sla, notifier, analytics)")
     ap.add_argument("--top", action="store_true", help="also print one `top -b -n 1` snapshot "

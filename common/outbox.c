@@ -7,9 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zmq.h>
 
 #include "clock.h"
+#include "config.h"
 #include "log.h"
 #include "zloop.h"
 
@@ -48,6 +50,9 @@ struct outbox_publisher {
   void *replay;
   zwatch *replay_watch;
   struct event *ev_tick;
+  struct event *ev_kick; /* timer: the next drain after commits, at most one per linger */
+  int64_t linger_ms;     /* KESU_OUTBOX_LINGER_MS: least time between drains begun on commits */
+  int64_t drain_start_ms; /* monotonic, when the last drain was sent */
   uint64_t published_seq; /* last seq put on PUB */
   uint64_t published;     /* count since start */
   bool started;           /* published_seq initialised from the head */
@@ -58,6 +63,13 @@ struct outbox_publisher {
 };
 
 static void publisher_drain(outbox_publisher *self);
+static void publisher_soon(outbox_publisher *self);
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static uint64_t parse_u64(const char *s) { return s ? strtoull(s, NULL, 10) : 0; }
 
@@ -114,9 +126,12 @@ static void on_drained(const pg_result_set *rs, void *arg) {
     self->published_seq = seq;
     self->published++;
   }
-  if (n == DRAIN_PAGE || self->drain_again) {
+  if (n == DRAIN_PAGE) { /* behind: catch up at once */
     self->drain_again = false;
     publisher_drain(self);
+  } else if (self->drain_again) {
+    self->drain_again = false;
+    publisher_soon(self);
   }
 }
 
@@ -126,7 +141,9 @@ static void publisher_drain(outbox_publisher *self) {
     return;
   }
   self->draining = true;
+  self->drain_start_ms = mono_ms();
   pg_tx *tx = pg_tx_new();
+  pg_tx_read_only(tx);
   if (!self->started) {
     pg_tx_add(tx, self->sql_head, 0, NULL, NULL, NULL);
   } else {
@@ -137,6 +154,34 @@ static void publisher_drain(outbox_publisher *self) {
   }
   pg_conn_submit(self->pg, tx, on_drained, self);
 }
+
+static void on_kick(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  publisher_drain(arg);
+}
+
+/* Drain now, or at the end of the linger if the last drain began less than
+ * that ago: under load the commits of a few milliseconds go out as one batch
+ * (one query here, and one transaction in each consumer downstream instead of
+ * one per event), at the cost of at most linger_ms of latency. */
+static void publisher_soon(outbox_publisher *self) {
+  if (self->draining) {
+    self->drain_again = true;
+    return;
+  }
+  if (evtimer_pending(self->ev_kick, NULL)) return;
+  int64_t wait = self->drain_start_ms + self->linger_ms - mono_ms();
+  if (wait <= 0) {
+    publisher_drain(self);
+    return;
+  }
+  struct timeval tv = {(time_t)(wait / 1000), (suseconds_t)(wait % 1000) * 1000};
+  evtimer_add(self->ev_kick, &tv);
+}
+
+/* A transaction of this process committed: it may have appended events. */
+static void on_commit(void *arg) { publisher_soon(arg); }
 
 static void on_notify(const char *channel, const char *payload, void *arg) {
   (void)channel;
@@ -235,8 +280,9 @@ static void on_replay_request(void *sock, zmsg *m, void *arg) {
   snprintf(sql, sizeof sql,
            "SELECT seq, envelope FROM %s.outbox WHERE seq > $1::bigint ORDER BY seq LIMIT $2::int",
            self->schema);
-  snprintf(head, sizeof head, "SELECT seq FROM %s.outbox_head WHERE id = 1", self->schema);
+  snprintf(head, sizeof head, "SELECT coalesce(max(seq), 0) FROM %s.outbox", self->schema);
   pg_tx *tx = pg_tx_new();
+  pg_tx_read_only(tx);
   const char *vals[2] = {a, mx};
   pg_tx_add(tx, sql, 2, vals, NULL, NULL);
   pg_tx_add(tx, head, 0, NULL, NULL, NULL);
@@ -260,12 +306,16 @@ outbox_publisher *outbox_publisher_new(struct event_base *base, pg_conn *pg, con
   snprintf(self->sql_drain, sizeof self->sql_drain,
            "SELECT seq, type, envelope FROM %s.outbox WHERE seq > $1::bigint ORDER BY seq LIMIT %d",
            schema, DRAIN_PAGE);
-  snprintf(self->sql_head, sizeof self->sql_head, "SELECT seq FROM %s.outbox_head WHERE id = 1",
+  snprintf(self->sql_head, sizeof self->sql_head, "SELECT coalesce(max(seq), 0) FROM %s.outbox",
            schema);
   self->replay_watch = zwatch_new(base, self->replay, on_replay_request, self);
   char channel[96];
   snprintf(channel, sizeof channel, "%s_outbox", schema);
+  /* Writers in other processes may NOTIFY the channel; ours are seen by the commit hook. */
   pg_conn_listen(pg, channel, on_notify, self); /* also fires on every (re)connect */
+  self->ev_kick = evtimer_new(base, on_kick, self);
+  self->linger_ms = cfg_long("KESU_OUTBOX_LINGER_MS", 10);
+  pg_on_commit(on_commit, self);
   self->ev_tick = event_new(base, -1, EV_PERSIST, on_tick, self);
   struct timeval tv = {1, 0};
   event_add(self->ev_tick, &tv);
@@ -277,6 +327,8 @@ void outbox_publisher_destroy(outbox_publisher **selfp) {
   outbox_publisher *self = *selfp;
   if (!self) return;
   if (self->ev_tick) event_free(self->ev_tick);
+  if (self->ev_kick) event_free(self->ev_kick);
+  pg_off_commit(on_commit, self);
   zwatch_destroy(&self->replay_watch);
   zsock_close(&self->pub);
   zsock_close(&self->replay);

@@ -2,13 +2,15 @@
  *
  * A service writes its table changes and its events in one transaction:
  * outbox_tx_append adds the "append event" statement to a pg_tx. The schema's
- * outbox_append() SQL function (see common/sql/outbox.sql) takes a row lock on
- * the schema's outbox head, so seq is dense and in commit order, and NOTIFYs
- * <schema>_outbox.
+ * outbox_append() SQL function (see common/sql/stream.sql) takes a transaction
+ * advisory lock for the schema's outbox, so seq is dense and in commit order.
  *
- * The publisher LISTENs on that channel and drains committed rows in seq
- * order onto a PUB socket as [type][Envelope] (seq filled in), many per
- * wake-up. Every second it also publishes ["_head"][producer][seq] so a
+ * The publisher drains committed rows in seq order onto a PUB socket as [type][Envelope] (seq filled in), many per
+ * wake-up: after any transaction of its own process commits (pg_on_commit),
+ * on a NOTIFY <schema>_outbox (for writers elsewhere; none send one per
+ * commit: a NOTIFY wakes every listening backend of the database, which with
+ * 60 handler processes cost more than the orders themselves), and on a
+ * one-second tick. Every second it also publishes ["_head"][producer][seq] so a
  * consumer that missed the last message of a quiet stream notices.
  * The replay endpoint (ROUTER) answers ["REPLAY", after_seq, max] with
  * ["EVENTS", head_seq, env...] read from the outbox.

@@ -28,6 +28,7 @@ struct pg_tx {
   int nslots;      /* results expected: one per statement, plus one per Prepare sent */
   int *slot_stmt;  /* slot → statement index; -1-i for the Prepare of statement i */
   bool internal;   /* LISTEN set-up, not the caller's */
+  bool read_only;  /* no commit hooks after it */
   struct pg_tx *next;
 };
 
@@ -136,6 +137,31 @@ void pg_tx_destroy(pg_tx **txp) {
   *txp = NULL;
 }
 
+enum { COMMIT_HOOKS_MAX = 4 };
+typedef struct {
+  void (*fn)(void *);
+  void *arg;
+} commit_hook;
+static commit_hook commit_hooks[COMMIT_HOOKS_MAX];
+static int ncommit_hooks;
+
+void pg_on_commit(void (*fn)(void *arg), void *arg) {
+  if (ncommit_hooks < COMMIT_HOOKS_MAX)
+    commit_hooks[ncommit_hooks++] = (commit_hook){fn, arg};
+  else
+    log_error("pg: more than %d commit hooks; one ignored", COMMIT_HOOKS_MAX);
+}
+
+void pg_off_commit(void (*fn)(void *arg), void *arg) {
+  for (int i = 0; i < ncommit_hooks; i++)
+    if (commit_hooks[i].fn == fn && commit_hooks[i].arg == arg) {
+      commit_hooks[i] = commit_hooks[--ncommit_hooks];
+      return;
+    }
+}
+
+void pg_tx_read_only(pg_tx *tx) { tx->read_only = true; }
+
 /* Reports the outcome to the caller, then frees the tx. */
 static void tx_finish(pg_tx *tx, bool ok, const char *error) {
   pg_result_set rs = {.ok = ok, .error = error ? error : "", .sqlstate = "", .n = tx->n,
@@ -151,8 +177,11 @@ static void tx_finish(pg_tx *tx, bool ok, const char *error) {
       }
     }
   }
+  bool hooks = ok && !tx->internal && !tx->read_only;
   if (tx->cb) tx->cb(&rs, tx->arg);
   pg_tx_destroy(&tx);
+  if (hooks)
+    for (int i = 0; i < ncommit_hooks; i++) commit_hooks[i].fn(commit_hooks[i].arg);
 }
 
 

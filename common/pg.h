@@ -11,6 +11,12 @@
  *
  * LISTEN: pg_conn_listen registers a channel; the notify callback runs for
  * each NOTIFY, and once after every (re)connect so callers can catch up.
+ *
+ * Commit hooks: pg_on_commit registers a function run after every caller
+ * transaction of this process that succeeded, on any connection, unless the
+ * transaction was marked pg_tx_read_only. The outbox publisher uses it to
+ * drain what the process's own writers just committed, instead of a NOTIFY
+ * per commit (a NOTIFY signals every listening backend of the database).
  */
 #ifndef KESU_PG_H
 #define KESU_PG_H
@@ -51,6 +57,11 @@ void pg_tx_add(pg_tx *tx, const char *sql, int nparams, const char *const *value
 void pg_tx_add_binary_result(pg_tx *tx, const char *sql, int nparams, const char *const *values,
                              const int *lengths, const int *formats);
 int pg_tx_count(const pg_tx *tx);
+/* The transaction writes nothing: no commit hook runs after it. */
+void pg_tx_read_only(pg_tx *tx);
+/* At most a few per process; fn runs on the loop after the tx's own callback. */
+void pg_on_commit(void (*fn)(void *arg), void *arg);
+void pg_off_commit(void (*fn)(void *arg), void *arg);
 void pg_tx_destroy(pg_tx **tx);
 /* Takes ownership of tx. cb may be NULL. cb runs on the loop, never inside submit. */
 void pg_conn_submit(pg_conn *self, pg_tx *tx, pg_tx_cb cb, void *arg);

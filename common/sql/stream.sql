@@ -1,8 +1,15 @@
 -- The durable stream tables every service schema gets (ARCHITECTURE §3).
 -- Applied by `kesuctl migrate` as the service's role with __SCHEMA__ replaced.
+-- Re-applied on every migrate: keep every statement here idempotent.
 
 -- Producer side: the event log. seq is dense and in commit order because
--- outbox_append takes the row lock on outbox_head and holds it to commit.
+-- outbox_append takes a transaction-level advisory lock (re-entrant, held to
+-- commit) before it reads the last seq: one writer appends at a time, and the
+-- next sees the last one's rows. (Until 2026-11 a one-row outbox_head was
+-- updated per event: within one transaction of many events every UPDATE walked
+-- the chain of its earlier versions, quadratic in the batch.)
+-- No NOTIFY per append: the publisher in the writing process drains after each
+-- commit (common/outbox.h); a NOTIFY would signal every listening backend.
 CREATE TABLE IF NOT EXISTS __SCHEMA__.outbox (
   seq         bigint PRIMARY KEY,
   event_id    uuid NOT NULL UNIQUE,
@@ -12,23 +19,19 @@ CREATE TABLE IF NOT EXISTS __SCHEMA__.outbox (
   envelope    bytea NOT NULL,          -- packed Envelope with seq = 0
   created_at  timestamptz NOT NULL DEFAULT now()
 );
-CREATE TABLE IF NOT EXISTS __SCHEMA__.outbox_head (
-  id  int PRIMARY KEY CHECK (id = 1),
-  seq bigint NOT NULL
-);
-INSERT INTO __SCHEMA__.outbox_head VALUES (1, 0) ON CONFLICT DO NOTHING;
+DROP TABLE IF EXISTS __SCHEMA__.outbox_head;
 
 CREATE OR REPLACE FUNCTION __SCHEMA__.outbox_append(p_event_id uuid, p_type text,
     p_occurred_at_ms bigint, p_order_no text, p_envelope bytea)
 RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE s bigint;
 BEGIN
-  UPDATE __SCHEMA__.outbox_head SET seq = seq + 1 WHERE id = 1 RETURNING seq INTO s;
+  -- class 0x6b657375 ('kesu'), key: the schema's outbox
+  PERFORM pg_advisory_xact_lock(1801810805, hashtext('__SCHEMA__.outbox'));
+  SELECT coalesce(max(seq), 0) + 1 INTO s FROM __SCHEMA__.outbox;
   INSERT INTO __SCHEMA__.outbox (seq, event_id, type, occurred_at, order_no, envelope)
   VALUES (s, p_event_id, p_type, to_timestamp(p_occurred_at_ms / 1000.0), NULLIF(p_order_no, ''),
           p_envelope);
-  -- One constant payload: Postgres folds repeats within a transaction.
-  PERFORM pg_notify('__SCHEMA___outbox', '');
   RETURN s;
 END $$;
 
