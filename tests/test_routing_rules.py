@@ -84,6 +84,13 @@ def held_by(system, no, unit):
     wait_for(check, what="order %s at the handler for unit %s" % (no, unit))
 
 
+def rule_id(system, unit, **dims):
+    """id in router.routing_rules of the loaded rule for unit with these dimension values."""
+    where = " AND ".join(["unit_id = %s"] + ["%s = %%s" % k for k in dims])
+    return system.pg.scalar("SELECT id FROM router.routing_rules WHERE " + where,
+                            (unit,) + tuple(dims.values()))
+
+
 def first_dispatch(system, no):
     r = system.get("router", "/v1/orders/%s/history" % no)
     assert r.status_code == 200, r.text
@@ -96,7 +103,10 @@ def test_problem_type_rule_sends_the_order_to_the_type_owner_department(system):
     no, o = create(system, "13822220001", problem_type="roaming", business_type="mobile")
     assert (o["holder_unit"], o["dispatcher_unit"], o["problem_type"]) == \
         ("sh-type-roaming", "sh", "roaming")
-    assert first_dispatch(system, no) == ("sh-type-roaming", {"by": "routing_rules"})
+    # the history names the rule that decided
+    assert first_dispatch(system, no) == ("sh-type-roaming", {
+        "by": "routing_rules", "rule_id": rule_id(system, "sh-type-roaming",
+                                                  problem_type="roaming")})
     held_by(system, no, "sh-type-roaming")
     # another problem type from the same county still follows the county's region rule
     no, o = create(system, "13822220002", problem_type="network")
@@ -117,7 +127,8 @@ def test_channel_and_customer_level_rules_win_over_a_region_rule(system):
     held_by(system, no, "sh")
     no, o = create(system, "13822220013", customer={"level": "diamond"})
     assert o["holder_unit"] == "sh-vip"
-    assert first_dispatch(system, no) == ("sh-vip", {"by": "routing_rules"})
+    assert first_dispatch(system, no) == ("sh-vip", {
+        "by": "routing_rules", "rule_id": rule_id(system, "sh-vip", customer_level="diamond")})
     held_by(system, no, "sh-vip")
     # both rules match: same number of dimensions and prefix, same priority -> the first row
     _, o = create(system, "13822220014", channel="gm_hotline", customer={"level": "diamond"})
@@ -209,3 +220,21 @@ def test_a_file_with_only_some_columns_loads(system):
               "unit_id,customer_level,region_prefix", len(split) + 1)
     _, o = create(system, "13822220042", customer={"level": "diamond"})
     assert o["holder_unit"] == "sh-vip"
+
+
+VIP_CLASS = "31,,,,,vip,sh-vip,0,上海VIP客户（各级别）→ VIP专席"
+
+
+def test_a_vip_rule_covers_every_vip_level_and_an_exact_level_beats_it(system):
+    load(system, [VIP_CLASS, "31,,,,,gold,sh,0,上海金卡客户 → 省客服中心"])
+    vip = rule_id(system, "sh-vip", customer_level="vip")
+    for phone, level, unit in (("13822220031", "diamond", "sh-vip"),
+                               ("13822220032", "silver", "sh-vip"),
+                               ("13822220033", "3G", "sh-vip"),
+                               ("13822220034", "gold", "sh"),
+                               ("13822220035", "ordinary", "sh-pd")):
+        no, o = create(system, phone, customer={"level": level})
+        assert o["holder_unit"] == unit, level
+        if unit == "sh-vip":
+            assert first_dispatch(system, no) == ("sh-vip", {"by": "routing_rules",
+                                                            "rule_id": vip}), level

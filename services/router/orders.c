@@ -72,6 +72,7 @@ static const char SQL_SPOT_STEP[] =
 /* What the creation decided for an order, from apply to commit (units_pending). */
 typedef struct {
   char holder[32], dispatcher[32], by[24];
+  long rule_id; /* by "routing_rules": router.routing_rules.id of the rule that decided */
   bool closed, vip;
   int tier; /* Kesu__V1__Tier as decided */
   int64_t at;
@@ -155,6 +156,7 @@ static void place(router *r, const Kesu__V1__Complaint *c, Kesu__V1__Complaint *
   set32(pl->holder, unit);
   set32(pl->dispatcher, *unit ? unit_tree_centre_of(r->units, unit) : "hq");
   snprintf(pl->by, sizeof pl->by, "routing_rules");
+  pl->rule_id = rm.id;
   const char *pc = unit_tree_province_centre(r->units, home);
   if (c->stream == KESU__V1__STREAM__ESCALATED || c->stream == KESU__V1__STREAM__APPEAL) {
     /* HQ dispatches to the province centre of the home region. */
@@ -256,8 +258,11 @@ static void on_apply(pg_tx *tx, const Kesu__V1__Envelope *env, void *arg) {
   snprintf(now_s, sizeof now_s, "%" PRId64, now);
   snprintf(at_s, sizeof at_s, "%" PRId64, pl.at);
   snprintf(prio_s, sizeof prio_s, "%d", prio);
-  char details[64];
-  snprintf(details, sizeof details, "{\"by\":\"%s\"}", pl.closed ? "first_receiver" : pl.by);
+  char details[96];
+  if (!pl.closed && pl.rule_id > 0 && strcmp(pl.by, "routing_rules") == 0)
+    snprintf(details, sizeof details, "{\"by\":\"routing_rules\",\"rule_id\":%ld}", pl.rule_id);
+  else
+    snprintf(details, sizeof details, "{\"by\":\"%s\"}", pl.closed ? "first_receiver" : pl.by);
   const char *phone = c->customer && c->customer->phone && utf8_ok(c->customer->phone)
                           ? c->customer->phone
                           : "";

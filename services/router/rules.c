@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "priority.h"
 #include "strmap.h"
 
 #define MAX_PREFIX 63
@@ -187,6 +189,8 @@ const char *routing_rules_match(const routing_rules *self, const routing_query *
     if (*vals[d])
       have |= 1 << d;
   }
+  bool vip_class = (have & (1 << RD_LEVEL)) && strcasecmp(vals[RD_LEVEL], "vip") != 0 &&
+                   level_is_vip(vals[RD_LEVEL]);
   size_t rlen = strlen(region);
   if (rlen > MAX_PREFIX)
     rlen = MAX_PREFIX;
@@ -205,6 +209,15 @@ const char *routing_rules_match(const routing_rules *self, const routing_query *
       if (!make_key(key, m, region, (size_t)L, vals))
         break;
       uintptr_t hit = (uintptr_t)strmap_get(self->index, key);
+      if (!hit && vip_class && (m & (1 << RD_LEVEL))) {
+        /* a VIP level (gold, diamond, …) also matches a rule for the class "vip";
+         * a rule naming the exact level, tried first, wins */
+        const char *cv[RD_N];
+        memcpy(cv, vals, sizeof cv);
+        cv[RD_LEVEL] = "vip";
+        if (make_key(key, m, region, (size_t)L, cv))
+          hit = (uintptr_t)strmap_get(self->index, key);
+      }
       if (hit) {
         const rule *r = &self->rules[hit - 1];
         if (!best || better(r, best))

@@ -15,7 +15,9 @@
  * code stands for the area it names, as in token scopes: "310000" = "31",
  * "310100" = "3101", "000000" = every region. "", "*" and "000000" are
  * catch-alls. The other dimensions compare exactly, ASCII case-insensitive
- * ("*" = any as well).
+ * ("*" = any as well). The customer level "vip" in a rule is a class: it also
+ * matches the VIP levels of R-15 (level_is_vip: diamond, gold, silver, 3g); a
+ * rule naming the order's exact level beats it at the same specificity.
  *
  * Matching is indexed: every rule lives in a hash keyed by (dimension mask,
  * region prefix, values), keeping the best rule per key; a decision is one

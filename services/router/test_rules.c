@@ -239,6 +239,37 @@ static void test_index_agrees_with_a_scan(void **state) {
   routing_rules_destroy(&r);
 }
 
+/* "vip" in a rule is the class of R-15's VIP levels; the exact level beats it. */
+static void test_vip_class(void **state) {
+  (void)state;
+  routing_rules *r = routing_rules_new();
+  routing_rule_def any = {.region_prefix = "31", .unit_id = "sh-centre"};
+  routing_rule_def vip = {.region_prefix = "31", .customer_level = "vip", .unit_id = "sh-vip"};
+  routing_rule_def gold = {.region_prefix = "31", .customer_level = "Gold", .unit_id = "sh-gold"};
+  routing_rules_add_rule(r, &any);
+  routing_rules_add_rule(r, &vip);
+  routing_query q = {.region = "310115", .customer_level = "diamond"};
+  assert_string_equal(routing_rules_match(r, &q, NULL), "sh-vip");
+  q.customer_level = "3G";
+  assert_string_equal(routing_rules_match(r, &q, NULL), "sh-vip");
+  q.customer_level = "vip";
+  assert_string_equal(routing_rules_match(r, &q, NULL), "sh-vip");
+  q.customer_level = "ordinary";
+  assert_string_equal(routing_rules_match(r, &q, NULL), "sh-centre");
+  q.customer_level = "";
+  assert_string_equal(routing_rules_match(r, &q, NULL), "sh-centre");
+  routing_rules_add_rule(r, &gold);
+  q.customer_level = "gold";
+  assert_string_equal(routing_rules_match(r, &q, NULL), "sh-gold");
+  q.customer_level = "silver";
+  assert_string_equal(routing_rules_match(r, &q, NULL), "sh-vip");
+  /* a longer prefix still beats the class at equal dimensions */
+  routing_rule_def pd = {.region_prefix = "310115", .customer_level = "vip", .unit_id = "pd-vip"};
+  routing_rules_add_rule(r, &pd);
+  assert_string_equal(routing_rules_match(r, &q, NULL), "pd-vip");
+  routing_rules_destroy(&r);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_longest_prefix_wins),
@@ -248,6 +279,7 @@ int main(void) {
       cmocka_unit_test(test_each_dimension),
       cmocka_unit_test(test_specificity_order),
       cmocka_unit_test(test_index_agrees_with_a_scan),
+      cmocka_unit_test(test_vip_class),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
