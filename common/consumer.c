@@ -10,6 +10,7 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "config.h"
 #include "log.h"
 #include "zloop.h"
 
@@ -47,6 +48,7 @@ enum { TICK_MS = 100, REPLAY_TIMEOUT_MS = 3000, RETRY_MS = 500 };
 
 typedef struct qitem {
   Kesu__V1__Envelope *env;
+  int64_t at_ms; /* monotonic, when it was queued */
   struct qitem *next;
 } qitem;
 
@@ -55,6 +57,8 @@ struct consumer {
   pg_conn *pg;
   char *schema, *producer;
   int batch_max;
+  int64_t linger_ms;        /* a short batch waits this long for more (0: never) */
+  struct event *ev_linger;
   consumer_apply_fn apply;
   consumer_batch_end_fn batch_end;
   consumer_committed_fn committed;
@@ -112,6 +116,7 @@ static void request_replay(consumer *self) {
 static void enqueue(consumer *self, Kesu__V1__Envelope *env) {
   qitem *q = malloc(sizeof *q);
   q->env = env;
+  q->at_ms = mono_ms();
   q->next = NULL;
   if (self->qtail)
     self->qtail->next = q;
@@ -229,6 +234,18 @@ static void on_batch(const pg_result_set *rs, void *arg) {
 
 static void consumer_flush(consumer *self) {
   if (self->inflight || !self->loaded || !self->qhead || !pg_conn_ready(self->pg)) return;
+  if (self->linger_ms > 0 && self->qlen < (size_t)self->batch_max) {
+    /* Let a short batch fill for up to linger_ms after its first event arrived:
+     * fewer, larger transactions downstream when latency matters less. */
+    int64_t wait = self->qhead->at_ms + self->linger_ms - mono_ms();
+    if (wait > 0) {
+      if (!evtimer_pending(self->ev_linger, NULL)) {
+        struct timeval tv = {(time_t)(wait / 1000), (suseconds_t)(wait % 1000) * 1000};
+        evtimer_add(self->ev_linger, &tv);
+      }
+      return;
+    }
+  }
   int n = 0;
   while (self->qhead && n < self->batch_max) {
     qitem *q = self->qhead;
@@ -293,6 +310,13 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
   consumer_flush(self);
 }
 
+static void on_linger(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  consumer *self = arg;
+  consumer_flush(self);
+}
+
 consumer *consumer_new(struct event_base *base, pg_conn *pg, const consumer_config *cfg) {
   consumer *self = calloc(1, sizeof *self);
   self->base = base;
@@ -300,6 +324,14 @@ consumer *consumer_new(struct event_base *base, pg_conn *pg, const consumer_conf
   self->schema = strdup(cfg->schema);
   self->producer = strdup(cfg->producer);
   self->batch_max = cfg->batch_max > 0 ? cfg->batch_max : 500;
+  {
+    char name[96], *p;
+    snprintf(name, sizeof name, "KESU_%s_LINGER_MS", cfg->schema);
+    for (p = name; *p; p++)
+      if (*p >= 'a' && *p <= 'z') *p = (char)(*p - 'a' + 'A');
+    self->linger_ms = cfg_long(name, cfg->linger_ms > 0 ? cfg->linger_ms : 0);
+  }
+  self->ev_linger = evtimer_new(base, on_linger, self);
   self->apply = cfg->apply;
   self->batch_end = cfg->batch_end;
   self->committed = cfg->committed;
@@ -330,6 +362,7 @@ void consumer_destroy(consumer **selfp) {
   consumer *self = *selfp;
   if (!self) return;
   if (self->ev_tick) event_free(self->ev_tick);
+  if (self->ev_linger) event_free(self->ev_linger);
   zwatch_destroy(&self->wsub);
   zwatch_destroy(&self->wdealer);
   zsock_close(&self->sub);

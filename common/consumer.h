@@ -43,6 +43,9 @@ typedef struct {
   consumer_committed_fn committed;
   void *arg;
   consumer_batch_end_fn batch_end; /* optional */
+  /* A batch shorter than batch_max waits up to this long after its first event
+   * for more (0: goes at once, the default). KESU_<SCHEMA>_LINGER_MS overrides. */
+  int linger_ms;
 } consumer_config;
 
 consumer *consumer_new(struct event_base *base, pg_conn *pg, const consumer_config *cfg);

@@ -33,6 +33,12 @@ static const char SQL_INSERT[] =
     /* catching up after a stall: an order another handler holds (or closed)
      * is not taken back on a dispatch that may be stale (no ack either) */
     "AND NOT ($10::boolean AND handler.orders.handler_id IS DISTINCT FROM EXCLUDED.handler_id)";
+/* An order reclassified by the centre: its copy here takes the new tier, level, VIP
+ * flag and priority (complaint->'customer' exists for every stored order). */
+static const char SQL_RECLASSIFY[] =
+    "UPDATE handler.orders SET complaint = jsonb_set(complaint || jsonb_build_object("
+    "'tier', NULLIF($2, ''), 'vip', $4::boolean, 'priority', $5::int), '{customer,level}', "
+    "to_jsonb($3::text), true) WHERE order_no = $1";
 static const char SQL_WF_STATE[] =
     "UPDATE handler.orders SET wf_state = $2, "
     "state = CASE WHEN $2 IN ('closed', 'archived') AND state = 'open' THEN 'closed' ELSE state END, "
@@ -250,6 +256,13 @@ void order_store_update(order_store *self, const Kesu__V1__OrderUpdate *u) {
   pg_tx *tx = pg_tx_new();
   store_add_wf_state(tx, u->order_no, u->wf_state);
   store_add_history(tx, u->history, u->n_history);
+  if (u->reclassified && text_ok(u->tier) && text_ok(u->customer_level)) {
+    /* the queue sorts on complaint->'priority' (handler.priority()) */
+    char prio[16];
+    snprintf(prio, sizeof prio, "%d", u->priority);
+    const char *v[5] = {u->order_no, u->tier, u->customer_level, u->vip ? "true" : "false", prio};
+    pg_tx_add(tx, SQL_RECLASSIFY, 5, v, NULL, NULL);
+  }
   pg_conn_submit(self->pg, tx, on_updated, strdup(u->order_no));
 }
 

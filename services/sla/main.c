@@ -1087,7 +1087,10 @@ static void on_loaded(const pg_result_set *rs, void *arg) {
                           .replay_endpoint = a->router_replay,
                           .apply = on_apply,
                           .committed = on_committed,
-                          .arg = a};
+                          .arg = a,
+                          /* timers run on the events' own times: 20 ms later costs
+                           * nothing and batches the router's events under load */
+                          .linger_ms = 20};
     a->cons = consumer_new(a->base, a->pg, &cc);
     if (!a->cons) log_error("sla: cannot start the router consumer");
   }
