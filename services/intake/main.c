@@ -142,7 +142,7 @@ static void reply_accepted(submission *s, const char *order_no, int64_t acc, int
                                          a, "promised_by", p));
 }
 
-/* The statement for one submission: intake.submit(...) with the event. */
+/* The statement for one submission: intake.submit_v2(...) with the event. */
 static void add_submit(pg_tx *tx, submission *s) {
   complaint_in *c = &s->c;
   Kesu__V1__Customer cu = KESU__V1__CUSTOMER__INIT;
