@@ -308,6 +308,16 @@ def test_reclassify_by_the_centre_changes_tier_and_priority(system, tokens):
     assert [(e.action, e.tier, e.customer_level, e.vip) for e in sc] == \
         [("reclassify", "provincial", "diamond", True)]
     assert history(system, no)[-1]["details"]["reclassified"]["tier_from"] == "general"
+    # the handler holding it re-sorts its queue: 12 now, ahead of the ordinary orders
+    def handler_copy():
+        q = system.get("handler", "/v1/queue?limit=1000").json()
+        mine = [e for e in q["orders"] if e["order_no"] == no]
+        return mine and mine[0]["priority"] == 12 and q
+    q = wait_for(handler_copy, what="the handler's queue shows the new priority")
+    assert q["orders"][0]["order_no"] == no, q["orders"][:3]
+    h = system.get("handler", "/v1/orders/" + no).json()
+    assert (h["complaint"]["tier"], h["complaint"]["customer"]["level"], h["complaint"]["vip"]) \
+        == ("provincial", "diamond", True), h["complaint"]
 
 
 def test_order_reloaded_at_router_restart_reaches_the_handler_with_its_history(system):

@@ -99,6 +99,7 @@ typedef struct action_req {
   bool level_set, vip_set, vip;
   char area[16], kind_name[16], stream_name[16];
   int priority;
+  int priority_after; /* after a reclassify: sent to the holder's handler (OrderUpdate) */
   int64_t at, promised_by;
   int satisfaction;
   bool at_fault, receipt_signed;
@@ -305,6 +306,14 @@ static void on_saved(const pg_result_set *rs, void *arg) {
       hp[i] = &h[i];
     u.history = hp;
     u.n_history = n;
+    if (q->nsteps == 1 && q->steps[0].action == WA_RECLASSIFY) {
+      /* its queue is sorted by priority: the handler's copy follows the new class */
+      u.reclassified = true;
+      u.tier = q->after.tier;
+      u.customer_level = q->after.customer_level;
+      u.vip = q->after.vip;
+      u.priority = q->priority_after;
+    }
     dispatcher_update(q->r->dispatcher, q->old_handler, &u);
     free(hp);
     free(h);
@@ -402,6 +411,7 @@ static void save(action_req *q, const char *region, int64_t accepted_at) {
       at_s,
       (n->state == WF_CLOSED || n->state == WF_ANSWERED) && *q->answer ? q->answer : NULL};
   pg_tx_add(tx, SQL_SAVE, 19, v, NULL, NULL);
+  int prio_after = q->priority; /* R-15 priority after the step (WorkOrderStepChanged.priority) */
   if (q->nsteps == 1 && q->steps[0].action == WA_RECLASSIFY) {
     /* R-15 priority follows the new tier / VIP: the importance and tier parts change */
     int tier_pts_old = strcmp(q->before.tier, "national") == 0     ? 3
@@ -413,6 +423,8 @@ static void save(action_req *q, const char *region, int64_t accepted_at) {
     bool imp_old = q->before.vip || level_is_vip(q->before.customer_level);
     bool imp_new = n->vip || level_is_vip(n->customer_level);
     int prio = q->priority - tier_pts_old + tier_pts_new - (imp_old ? 10 : 0) + (imp_new ? 10 : 0);
+    prio_after = prio;
+    q->priority_after = prio;
     char prio_s[16];
     snprintf(prio_s, sizeof prio_s, "%d", prio);
     const char *rv[5] = {q->order_no, n->tier, n->customer_level, n->vip ? "true" : "false",
@@ -496,6 +508,9 @@ static void save(action_req *q, const char *region, int64_t accepted_at) {
     p.vip = n->vip;
     p.area = q->area;
     p.answer = (s->action == WA_INTERIM_REPLY || s->action == WA_ANSWER) ? q->answer : "";
+    /* the notifier: who receives a transfer / an assist request, and how urgent it is */
+    p.to_unit = (s->action == WA_TRANSFER || s->action == WA_ASSIST) ? s->to_unit : "";
+    p.priority = prio_after;
     /* analytics (R-42, R-43): the callback's survey, and the staff's verdict at the close
      * (or an appeal's conclusion): responsibility "service" = 服务性投诉属实 */
     if (s->action == WA_CALLBACK) {
