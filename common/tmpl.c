@@ -12,7 +12,9 @@ const char *const tmpl_known_vars[] = {
     "unit_name",     "escalated_to_name", "answer",     "date",           "count",
     "items",
     /* SlaDeadlineMoved: the deadline before the move, why it moved */
-    "old_due_at",    "reason",        NULL,
+    "old_due_at",    "reason",
+    /* issue 5, third round: a letter's address, the morning due list */
+    "customer_address", "overdue_count", "overdue_items", NULL,
 };
 
 bool tmpl_is_known_var(const char *name, size_t len) {

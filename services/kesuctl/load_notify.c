@@ -22,18 +22,22 @@
 #include "tmpl.h"
 
 static const char *const channels[] = {"sms", "email", "im", NULL};
+/* templates and rules also know "letter" (R-38: a print task for the customer's answer) */
+static const char *const msg_channels[] = {"sms", "email", "im", "letter", NULL};
 static const char *const recipients[] = {"customer",   "handler",     "head", "supervisor",
                                          "next_level", "province_cs", "hq",   NULL};
 static const char *const events[] = {"ComplaintReceived", "WorkOrderCreated", "WorkOrderDispatched",
                                      "WorkOrderClosed",   "SlaWarning",       "SlaBreached",
                                      "SlaEscalated",      "WorkOrderStepChanged", "ComplaintDigest",
-                                     "SlaDeadlineMoved",  NULL};
+                                     "SlaDeadlineMoved",  "DailyDueList",     NULL};
 static const char *const cond_keys[] = {"kind",          "tier",   "level",         "region",
                                         "problem_type",  "business_type", "action",
                                         "reply_channel", "major",
                                         /* SlaDeadlineMoved: the step (arrive, answer, ...) and
                                          * the reason code (rain, snow, appointment, ...) */
-                                        "step",          "reason",        NULL};
+                                        "step",          "reason",
+                                        /* R-15 priority ("priority>=8"), repair crew arrived */
+                                        "priority",      "arrived",       NULL};
 
 static bool in(const char *s, const char *const *set) {
   for (int i = 0; set[i]; i++)
@@ -102,11 +106,27 @@ static bool notify_conditions_ok(const char *s, char *err, size_t errlen) {
       ok = false;
       break;
     }
+    bool at_least = eq > part + 1 && eq[-1] == '>';
+    if (at_least) eq[-1] = '\0';
     *eq = '\0';
+    if (at_least && strcmp(part, "priority") != 0) {
+      snprintf(err, errlen, "only priority compares with >= ('%s>=')", part);
+      ok = false;
+      break;
+    }
+    if (at_least || strcmp(part, "priority") == 0) {
+      char *e;
+      long n = strtol(eq + 1, &e, 10);
+      if (*e || n < 0) {
+        snprintf(err, errlen, "priority needs a whole number, not '%s'", eq + 1);
+        ok = false;
+        break;
+      }
+    }
     if (!in(part, cond_keys)) {
       snprintf(err, errlen,
                "unknown condition '%s' (kind, tier, level, region, problem_type, business_type,"
-               " action, reply_channel, major, step, reason)",
+               " action, reply_channel, major, step, reason, priority, arrived)",
                part);
       ok = false;
     }
@@ -125,8 +145,8 @@ static bool check_templates(csv_doc *d) {
       ctl_err("%s:%d: code '%s' must be lower-case letters, digits, '_' or '-'", f, line, v[0]);
       return false;
     }
-    if (!in(v[1], channels)) {
-      ctl_err("%s:%d: channel '%s' must be sms, email or im", f, line, v[1]);
+    if (!in(v[1], msg_channels)) {
+      ctl_err("%s:%d: channel '%s' must be sms, email, im or letter", f, line, v[1]);
       return false;
     }
     if (!*v[3]) {
@@ -173,8 +193,12 @@ static bool check_rules(csv_doc *d, csv_doc *t) {
               f, line, v[2]);
       return false;
     }
-    if (!in(v[3], channels)) {
-      ctl_err("%s:%d: channel '%s' must be sms, email or im", f, line, v[3]);
+    if (!in(v[3], msg_channels)) {
+      ctl_err("%s:%d: channel '%s' must be sms, email, im or letter", f, line, v[3]);
+      return false;
+    }
+    if (strcmp(v[3], "letter") == 0 && strcmp(v[2], "customer") != 0) {
+      ctl_err("%s:%d: a letter goes to the customer only", f, line);
       return false;
     }
     int k = 1;

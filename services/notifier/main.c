@@ -2,7 +2,7 @@
  *
  * Consumes intake's stream: for each ComplaintReceived it records, in the
  * consumer's transaction, one SMS receipt in notify.deliveries keyed
- * "<event_id>:customer:sms" (so a redelivered event is sent once). The
+ * "<event_id>:customer:sms:<template>" (so a redelivered event is sent once). The
  * sender (sender.c) delivers pending rows to the HTTP gateway KESU_SMS_URL.
  * HTTP: list deliveries, retry a failed or dead one.
  */
@@ -22,6 +22,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "pg.h"
+#include "priority.h"
 #include "sender.h"
 #include "service.h"
 #include "strmap.h"
@@ -30,6 +31,34 @@
 
 #define MS(col) "(extract(epoch from " col ") * 1000)::bigint"
 #define CALLBACK_DUE_MS ((int64_t)7 * 86400 * 1000)
+/* A closed order's title stays known this long for the morning due list's
+ * callback steps (R-26: callback within 7 days of the close). */
+#define CLOSED_KEEP_MS ((int64_t)30 * 86400 * 1000)
+
+typedef struct {
+  char *title;
+  int64_t closed_at;
+} closed_title;
+
+static void closed_put(strmap *m, const char *order_no, const char *title, int64_t closed_at) {
+  if (!title || !*title) return;
+  closed_title *c = calloc(1, sizeof *c);
+  c->title = strdup(title);
+  c->closed_at = closed_at;
+  closed_title *old = strmap_put(m, order_no, c);
+  if (old) free(old->title);
+  free(old);
+}
+
+/* strmap_each: drops entries closed before *(int64_t *)arg (all if NULL). */
+static bool closed_drop(const char *key, void *value, void *arg) {
+  (void)key;
+  closed_title *c = value;
+  if (arg && c->closed_at >= *(const int64_t *)arg) return false;
+  free(c->title);
+  free(c);
+  return true;
+}
 
 
 /* "310000" → "31", "000000"/"" → "" (everything): the region prefix a scope
@@ -89,6 +118,7 @@ typedef struct {
   bool gateway, smtp;
   refdata ref;
   strmap *orders; /* order_no → order_ctx */
+  strmap *closed; /* order_no → closed_title: orders closed in the last CLOSED_KEEP_MS (due list) */
   bool loading, reload, orders_loaded;
   struct event *ev_reload;
   int quiet_from, quiet_to;   /* customer SMS held in [from, to) local */
@@ -190,8 +220,11 @@ static int64_t staff_release_ms(const app *a, const char *region, int64_t now) {
 /* What the notifier knows of an open order (notify.orders). */
 typedef struct {
   char *phone, *customer_name, *level, *title, *region, *kind, *tier, *business_type,
-      *problem_type, *unit_id, *email, *reply_channel;
+      *problem_type, *unit_id, *email, *reply_channel, *address;
+  char *transferred_to; /* a transfer told this unit; its WorkOrderDispatched is not told again */
   bool major, urgent;
+  bool arrived; /* repair: the crew arrived (WorkOrderStepChanged action arrive) */
+  int priority; /* R-15 order_priority: WorkOrderCreated, then every step */
   int64_t promised_by;
 } order_ctx;
 
@@ -209,6 +242,8 @@ static void ctx_free(order_ctx *o) {
   free(o->unit_id);
   free(o->email);
   free(o->reply_channel);
+  free(o->address);
+  free(o->transferred_to);
   free(o);
 }
 
@@ -258,19 +293,22 @@ static order_ctx *ctx_for(app *a, const char *order_no) {
 }
 
 static void save_ctx(pg_tx *tx, const char *order_no, const order_ctx *o) {
-  char promised[24];
+  char promised[24], prio[16];
   snprintf(promised, sizeof promised, "%" PRId64, o->promised_by);
-  const char *v[16] = {order_no,      nz(o->phone),         nz(o->customer_name),
+  snprintf(prio, sizeof prio, "%d", o->priority);
+  const char *v[20] = {order_no,      nz(o->phone),         nz(o->customer_name),
                        nz(o->level),  nz(o->title),         nz(o->region),
                        nz(o->kind),   nz(o->tier),          nz(o->business_type),
                        nz(o->problem_type), nz(o->unit_id), promised,
                        nz(o->email),  nz(o->reply_channel), o->major ? "true" : "false",
-                       o->urgent ? "true" : "false"};
+                       o->urgent ? "true" : "false", prio, o->arrived ? "true" : "false",
+                       nz(o->address), nz(o->transferred_to)};
   pg_tx_add(tx,
             "INSERT INTO notify.orders (order_no, phone, customer_name, level, title, region, kind,"
             " tier, business_type, problem_type, unit_id, promised_by, email, reply_channel, major,"
-            " urgent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::bigint, $13, $14,"
-            " $15::boolean, $16::boolean)"
+            " urgent, priority, arrived, address, transferred_to) VALUES ($1, $2, $3, $4, $5, $6, $7,"
+            " $8, $9, $10, $11, $12::bigint, $13, $14, $15::boolean, $16::boolean, $17::int,"
+            " $18::boolean, $19, $20)"
             " ON CONFLICT (order_no) DO UPDATE SET phone = EXCLUDED.phone,"
             " customer_name = EXCLUDED.customer_name, level = EXCLUDED.level,"
             " title = EXCLUDED.title, region = EXCLUDED.region, kind = EXCLUDED.kind,"
@@ -278,8 +316,9 @@ static void save_ctx(pg_tx *tx, const char *order_no, const order_ctx *o) {
             " problem_type = EXCLUDED.problem_type, unit_id = EXCLUDED.unit_id,"
             " promised_by = EXCLUDED.promised_by, email = EXCLUDED.email,"
             " reply_channel = EXCLUDED.reply_channel, major = EXCLUDED.major,"
-            " urgent = EXCLUDED.urgent",
-            16, v, NULL, NULL);
+            " urgent = EXCLUDED.urgent, priority = EXCLUDED.priority, arrived = EXCLUDED.arrived,"
+            " address = EXCLUDED.address, transferred_to = EXCLUDED.transferred_to",
+            20, v, NULL, NULL);
 }
 
 typedef struct {
@@ -320,7 +359,7 @@ static void add_delivery(app *a, pg_tx *tx, const ev_facts *f, const nrule *r, c
                          "title",        "region",       "unit",          "business_type",
                          "problem_type", "due_at",       "step",          "event",
                          "tier",         "escalated_to", "unit_name",     "escalated_to_name",
-                         "answer",       "old_due_at",   "reason"};
+                         "answer",       "old_due_at",   "reason",       "customer_address"};
   const char *values[] = {f->order_no,
                           promised,
                           o ? nz(o->customer_name) : "",
@@ -339,13 +378,16 @@ static void add_delivery(app *a, pg_tx *tx, const ev_facts *f, const nrule *r, c
                           unit_name(&a->ref, f->escalated_to),
                           nz(f->answer),
                           nz(f->old_due_at),
-                          nz(f->reason)};
+                          nz(f->reason),
+                          o ? nz(o->address) : ""};
   int nv = (int)(sizeof names / sizeof *names);
   char *body = tmpl_render(t->body, nv, names, values);
   char *subject = tmpl_render(t->subject, nv, names, values);
   char key[512], now[24], due[24];
   if (customer)
-    snprintf(key, sizeof key, "%s:customer:%s", f->env->event_id, r->channel);
+    /* the template too: one event may bring the customer two different
+     * messages on one channel (a closed repair: the answer and the survey) */
+    snprintf(key, sizeof key, "%s:customer:%s:%s", f->env->event_id, r->channel, r->tmpl);
   else
     snprintf(key, sizeof key, "%s:%s:%s:%016" PRIx64, f->env->event_id, r->recipient, r->channel,
              address_hash(address));
@@ -359,8 +401,12 @@ static void add_delivery(app *a, pg_tx *tx, const ev_facts *f, const nrule *r, c
   snprintf(now, sizeof now, "%" PRId64, t_now);
   snprintf(due, sizeof due, "%" PRId64, t_due);
   const char *region = *f->env->region ? f->env->region : (o ? nz(o->region) : "");
+  /* R-38: a letter is a print task for staff (GET /v1/letters), never sent */
+  const char *status = strcmp(r->channel, "letter") == 0 ? "print"
+                       : channel_open(a, r->channel)     ? "pending"
+                                                         : "no_gateway";
   const char *v[11] = {key,     f->order_no, region, f->env->type, address, r->channel,
-                       body,    channel_open(a, r->channel) ? "pending" : "no_gateway",
+                       body,    status,
                        now,     due,         subject};
   const char *v2[12];
   memcpy(v2, v, sizeof v);
@@ -381,7 +427,9 @@ static void apply_rules(app *a, pg_tx *tx, const ev_facts *f) {
   const order_ctx *o = f->o;
   const char *keys[] = {"kind",          "tier",   "level",         "region", "problem_type",
                         "business_type", "action", "reply_channel", "major",  "step",
-                        "reason"};
+                        "reason",        "priority", "arrived"};
+  char prio[16] = "";
+  if (o && o->priority > 0) snprintf(prio, sizeof prio, "%d", o->priority);
   const char *region = o && o->region && *o->region ? o->region : f->env->region;
   const char *vals[] = {o ? nz(o->kind) : "",
                         o ? nz(o->tier) : "",
@@ -393,19 +441,22 @@ static void apply_rules(app *a, pg_tx *tx, const ev_facts *f) {
                         o && o->reply_channel && *o->reply_channel ? o->reply_channel : "sms",
                         o && o->major ? "true" : "false",
                         nz(f->step_code),
-                        nz(f->reason_code)};
+                        nz(f->reason_code),
+                        prio,
+                        o && o->arrived ? "true" : "false"};
   for (int i = 0; i < a->ref.nrules; i++) {
     const nrule *r = &a->ref.rules[i];
     if (strcmp(r->event_type, f->env->type) != 0) continue;
-    if (!conditions_match(r->conditions, 11, keys, vals)) continue;
+    if (!conditions_match(r->conditions, 13, keys, vals)) continue;
     const ntmpl *t = find_tmpl(&a->ref, r->tmpl);
     if (!t) continue;
     if (strcmp(r->recipient, "customer") == 0) {
       /* R-38: a phone for SMS, the e-mail given at intake for e-mail */
-      const char *to = !o                                 ? NULL
-                       : strcmp(r->channel, "sms") == 0   ? o->phone
-                       : strcmp(r->channel, "email") == 0 ? o->email
-                                                          : NULL;
+      const char *to = !o                                  ? NULL
+                       : strcmp(r->channel, "sms") == 0    ? o->phone
+                       : strcmp(r->channel, "email") == 0  ? o->email
+                       : strcmp(r->channel, "letter") == 0 ? o->address
+                                                           : NULL;
       if (!to || !*to) {
         if (strcmp(r->channel, "sms") == 0) metric_add(a->m_no_phone, 1);
         continue;
@@ -432,6 +483,122 @@ static void apply_rules(app *a, pg_tx *tx, const ev_facts *f) {
   }
 }
 
+/* --- R-36 + R-38: the SLA-watcher's morning due list to the unit heads -----
+ * sla appends one DailyDueList at 08:00 local (per unit: steps due today and
+ * overdue, "order_no/step"). Each unit in it gets one message per
+ * DailyDueList rule and matching contact, key
+ * "due:<unit>:<date>:<role>:<channel>:<hash>" (once per unit and day even if
+ * the list is delivered twice), held to the opening of the unit's business
+ * day like the heads' digest (rules not urgent). A list for a day the unit
+ * does not work (holiday, weekend) is not sent: it would only arrive on the
+ * next working day, whose own list says what is due then. */
+
+static const char *step_zh_of(const char *name) {
+  for (int v = KESU__V1__STEP__ACCEPT; v <= KESU__V1__STEP__FIX; v++)
+    if (strcmp(step_name((Kesu__V1__Step)v), name) == 0) return step_zh((Kesu__V1__Step)v);
+  return name;
+}
+
+/* "\n1. <order_no> <step>环节 <title>" per "order_no/step"; malloc'd. */
+static char *due_items(app *a, char **keys, size_t n) {
+  size_t cap = 64, len = 0;
+  char *out = malloc(cap);
+  out[0] = '\0';
+  for (size_t i = 0; i < n; i++) {
+    char ono[128], line[1024];
+    const char *slash = strrchr(keys[i], '/');
+    size_t ol = slash ? (size_t)(slash - keys[i]) : strlen(keys[i]);
+    if (ol >= sizeof ono) ol = sizeof ono - 1;
+    memcpy(ono, keys[i], ol);
+    ono[ol] = '\0';
+    const order_ctx *o = strmap_get(a->orders, ono);
+    const closed_title *c = o ? NULL : strmap_get(a->closed, ono); /* e.g. its callback step */
+    const char *title = o && o->title ? o->title : c ? c->title : "";
+    int k = snprintf(line, sizeof line, "\n%zu. %s %s环节%s%s", i + 1, ono,
+                     step_zh_of(slash ? slash + 1 : ""), *title ? " " : "", title);
+    if (k < 0 || (size_t)k >= sizeof line) k = (int)strlen(line);
+    while (len + (size_t)k + 1 > cap) {
+      char *grown = realloc(out, cap *= 2);
+      if (!grown) {
+        free(out);
+        return strdup("");
+      }
+      out = grown;
+    }
+    memcpy(out + len, line, (size_t)k + 1);
+    len += (size_t)k;
+  }
+  if (len == 0) snprintf(out, cap, "无");
+  return out;
+}
+
+static void daily_due_list(app *a, pg_tx *tx, const Kesu__V1__Envelope *env) {
+  const Kesu__V1__DailyDueList *l = env->daily_due_list;
+  if (!l) return;
+  int32_t day = cal_day_of(l->date);
+  int64_t now = clock_now_ms();
+  char now_s[24];
+  for (size_t ui = 0; ui < l->n_units; ui++) {
+    const Kesu__V1__DailyDueUnit *u = l->units[ui];
+    if (!*u->unit_id || (u->due_today == 0 && u->overdue == 0)) continue;
+    const nunit *nu = find_unit(&a->ref, u->unit_id);
+    const char *region = nu && *nu->region ? nu->region : env->region;
+    int64_t release = staff_release_ms(a, region, now);
+    if (cal_local_day(release) != day) {
+      log_info("notifier: due list of %s for %s not sent: the unit does not work that day"
+               " (or the day's business hours are over)",
+               u->unit_id, l->date);
+      continue;
+    }
+    snprintf(now_s, sizeof now_s, "%" PRId64, release);
+    char cnt[16], ocnt[16];
+    snprintf(cnt, sizeof cnt, "%d", u->due_today);
+    snprintf(ocnt, sizeof ocnt, "%d", u->overdue);
+    char *items = due_items(a, u->due_today_orders, u->n_due_today_orders);
+    char *oitems = due_items(a, u->overdue_orders, u->n_overdue_orders);
+    const char *names[] = {"unit",  "unit_name",     "date",          "count",
+                           "items", "overdue_count", "overdue_items", "region",
+                           "event"};
+    const char *values[] = {u->unit_id, unit_name(&a->ref, u->unit_id), l->date, cnt, items,
+                            ocnt,       oitems,                          region,  "DailyDueList"};
+    int nv = (int)(sizeof names / sizeof *names);
+    for (int k = 0; k < a->ref.nrules; k++) {
+      const nrule *rl = &a->ref.rules[k];
+      if (strcmp(rl->event_type, "DailyDueList") || strcmp(rl->recipient, "customer") == 0)
+        continue;
+      const ntmpl *t = find_tmpl(&a->ref, rl->tmpl);
+      if (!t) continue;
+      for (int c = 0; c < a->ref.ncontacts; c++) {
+        const ncontact *ct = &a->ref.contacts[c];
+        if (strcmp(ct->role, rl->recipient) || strcmp(ct->channel, rl->channel)) continue;
+        if (strcmp(ct->unit_id, "*") && strcmp(ct->unit_id, u->unit_id)) continue;
+        char *body = tmpl_render(t->body, nv, names, values);
+        char *subject = tmpl_render(t->subject, nv, names, values);
+        char key[512];
+        snprintf(key, sizeof key, "due:%s:%s:%s:%s:%016" PRIx64, u->unit_id, l->date,
+                 rl->recipient, rl->channel, address_hash(ct->address));
+        const char *v[9] = {key,  region, ct->address, rl->channel, body,
+                            channel_open(a, rl->channel) ? "pending" : "no_gateway",
+                            now_s, subject, rl->recipient};
+        pg_tx_add(tx,
+                  "INSERT INTO notify.deliveries (delivery_key, order_no, region, event_type,"
+                  " recipient, channel, body, status, created_at, next_attempt_at, subject,"
+                  " recipient_kind) VALUES ($1, NULL, NULLIF($2, ''), 'DailyDueList', $3, $4,"
+                  " $5, $6, to_timestamp($7::bigint / 1000.0), to_timestamp($7::bigint / 1000.0),"
+                  " $8, $9) ON CONFLICT (delivery_key) DO NOTHING",
+                  9, v, NULL, NULL);
+        free(body);
+        free(subject);
+        a->recorded_in_batch++;
+      }
+    }
+    free(items);
+    free(oitems);
+  }
+  int64_t keep_from = now - CLOSED_KEEP_MS;
+  strmap_each(a->closed, closed_drop, &keep_from);
+}
+
 static void on_apply(pg_tx *tx, const Kesu__V1__Envelope *env, void *arg) {
   app *a = arg;
   ev_facts f = {.env = env, .order_no = env->order_no, .unit = "", .due_at = "", .step = "",
@@ -456,6 +623,9 @@ static void on_apply(pg_tx *tx, const Kesu__V1__Envelope *env, void *arg) {
       set_str(&o->problem_type, c->problem_type);
       set_str(&o->email, cu ? cu->email : NULL);
       set_str(&o->reply_channel, cu ? cu->reply_channel : NULL);
+      set_str(&o->address, cu ? cu->address : NULL); /* R-38: a letter's address */
+      /* R-15 until the router's WorkOrderCreated says (it may raise the tier) */
+      if (!o->priority) o->priority = order_priority(c);
       /* R-24 重大问题: media, court (重大性) or mass impact (广泛性) */
       o->major = o->major || c->gravity || c->breadth;
       o->urgent = o->urgent || c->urgency || o->major;
@@ -475,6 +645,7 @@ static void on_apply(pg_tx *tx, const Kesu__V1__Envelope *env, void *arg) {
       set_str(&o->tier, enum_name(&kesu__v1__tier__descriptor, w->tier));
       set_str(&o->kind, enum_name(&kesu__v1__kind__descriptor, w->kind));
       if (w->promised_by) o->promised_by = w->promised_by;
+      if (w->priority > 0) o->priority = w->priority;
       f.unit = w->unit_id;
       save_ctx(tx, f.order_no, o);
       if (!o->major) { /* R-38: the unit head's digest (a major problem goes at once) */
@@ -495,19 +666,46 @@ static void on_apply(pg_tx *tx, const Kesu__V1__Envelope *env, void *arg) {
       o = ctx_for(a, f.order_no);
       set_str(&o->unit_id, w->unit_id);
       f.unit = w->unit_id;
+      /* R-38: the receiving unit of a transfer was told by the transfer's
+       * message (with its reason); the router's dispatch to it that follows
+       * is not told a second time */
+      bool told = o->transferred_to && strcmp(o->transferred_to, w->unit_id) == 0;
+      free(o->transferred_to);
+      o->transferred_to = NULL;
       save_ctx(tx, f.order_no, o);
+      if (told) return;
       break;
     }
     case KESU__V1__ENVELOPE__PAYLOAD_WORK_ORDER_STEP_CHANGED: {
       const Kesu__V1__WorkOrderStepChanged *w = env->work_order_step_changed;
       if (*w->order_no) f.order_no = w->order_no;
       o = strmap_get(a->orders, f.order_no);
-      f.unit = w->holder_unit;
+      /* R-38 "transferred / assist requested → the receiving unit": its
+       * handler, not the old holder's */
+      f.unit = *w->to_unit ? w->to_unit : w->holder_unit;
       f.action = w->action;
       f.answer = w->answer;
-      if (o && w->promised_by && w->promised_by != o->promised_by) { /* a recommit */
-        o->promised_by = w->promised_by;
-        save_ctx(tx, f.order_no, o);
+      f.reason = w->reason;
+      if (o) {
+        bool changed = false;
+        if (w->promised_by && w->promised_by != o->promised_by) { /* a recommit */
+          o->promised_by = w->promised_by;
+          changed = true;
+        }
+        if (w->priority > 0 && w->priority != o->priority) { /* e.g. a reclassify */
+          o->priority = w->priority;
+          changed = true;
+        }
+        if (strcmp(w->action, "arrive") == 0 && !o->arrived) {
+          o->arrived = true;
+          changed = true;
+        }
+        if (strcmp(w->action, "transfer") == 0 && *w->to_unit) {
+          free(o->transferred_to);
+          o->transferred_to = strdup(w->to_unit);
+          changed = true;
+        }
+        if (changed) save_ctx(tx, f.order_no, o);
       }
       break;
     }
@@ -589,6 +787,9 @@ static void on_apply(pg_tx *tx, const Kesu__V1__Envelope *env, void *arg) {
       f.step = step_zh(e->step);
       break;
     }
+    case KESU__V1__ENVELOPE__PAYLOAD_DAILY_DUE_LIST:
+      daily_due_list(a, tx, env);
+      return;
     default:
       return;
   }
@@ -608,7 +809,12 @@ static void on_committed(const Kesu__V1__Envelope *env, void *arg) {
   if (env->payload_case == KESU__V1__ENVELOPE__PAYLOAD_WORK_ORDER_CLOSED) {
     const char *ono =
         *env->work_order_closed->order_no ? env->work_order_closed->order_no : env->order_no;
-    ctx_free(strmap_remove(a->orders, ono));
+    order_ctx *o = strmap_remove(a->orders, ono);
+    if (o)
+      closed_put(a->closed, ono, o->title,
+                 env->work_order_closed->closed_at ? env->work_order_closed->closed_at
+                                                   : env->occurred_at);
+    ctx_free(o);
   }
   if (a->recorded_in_batch) {
     metric_add(a->m_recorded, a->recorded_in_batch);
@@ -891,9 +1097,19 @@ static void on_reference(const pg_result_set *rs, void *arg) {
       o->reply_channel = col_dup(r, i, 13);
       o->major = PQgetvalue(r, i, 14)[0] == 't';
       o->urgent = PQgetvalue(r, i, 15)[0] == 't';
+      o->priority = atoi(PQgetvalue(r, i, 16));
+      o->arrived = PQgetvalue(r, i, 17)[0] == 't';
+      o->address = col_dup(r, i, 18);
+      o->transferred_to = col_dup(r, i, 19);
       ctx_free(strmap_put(a->orders, PQgetvalue(r, i, 0), o));
     }
     a->orders_loaded = true;
+  }
+  if (rs->n > 7) {
+    r = rs->res[7];
+    for (int i = 0; i < PQntuples(r); i++)
+      closed_put(a->closed, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
+                 strtoll(PQgetvalue(r, i, 2), NULL, 10));
   }
   log_info("notifier: %d rules, %d templates, %d contacts, %d units, %d business-hours rows,"
            " %d calendars; %zu open orders",
@@ -934,9 +1150,18 @@ static void load_reference(app *a) {
   if (!a->orders_loaded)
     pg_tx_add(tx,
               "SELECT order_no, phone, customer_name, level, title, region, kind, tier,"
-              " business_type, problem_type, unit_id, promised_by, email, reply_channel, major, urgent"
-              " FROM notify.orders",
+              " business_type, problem_type, unit_id, promised_by, email, reply_channel, major, urgent,"
+              " priority, arrived, address, transferred_to FROM notify.orders",
               0, NULL, NULL, NULL);
+  if (!a->orders_loaded) {
+    char since[24];
+    snprintf(since, sizeof since, "%" PRId64, clock_now_ms() - CLOSED_KEEP_MS);
+    const char *v[1] = {since};
+    pg_tx_add(tx,
+              "SELECT order_no, title, " MS("closed_at") " FROM notify.callbacks"
+              " WHERE closed_at > to_timestamp($1::bigint / 1000.0) AND title <> ''",
+              1, v, NULL, NULL);
+  }
   a->loading = true;
   pg_conn_submit(a->pg, tx, on_reference, a);
 }
@@ -1006,7 +1231,8 @@ static void on_list_rows(const pg_result_set *rs, void *arg) {
     char masked[512];
     const char *recipient = PQgetvalue(r, i, 4);
     bool to_customer = strcmp(PQgetvalue(r, i, 14), "customer") == 0;
-    if (!q->full && to_customer) { /* R-41: handlers see the customer's number masked */
+    bool letter = strcmp(PQgetvalue(r, i, 3), "letter") == 0; /* a postal address */
+    if (!q->full && to_customer && !letter) { /* R-41: handlers see the number masked */
       phone_mask(recipient, masked, sizeof masked);
       recipient = masked;
     } else if (!q->admin && strcmp(PQgetvalue(r, i, 3), "im") == 0) {
@@ -1036,7 +1262,8 @@ static void on_list_rows(const pg_result_set *rs, void *arg) {
   free(q);
 }
 
-static const char *const statuses[] = {"pending", "sending", "sent", "failed", "dead", "no_gateway"};
+static const char *const statuses[] = {"pending", "sending",    "sent",  "failed",
+                                       "dead",    "no_gateway", "print", "printed"};
 
 static void h_list(struct evhttp_request *req, const auth_ctx *auth, char **segs, int nsegs,
                    void *arg) {
@@ -1050,7 +1277,8 @@ static void h_list(struct evhttp_request *req, const auth_ctx *auth, char **segs
       if (strcmp(status, statuses[i]) == 0) ok = true;
     if (!ok) {
       http_reply_error(req, 422, "invalid_value",
-                       "status must be pending, sending, sent, failed, dead or no_gateway", "status");
+                       "status must be pending, sending, sent, failed, dead, no_gateway, print or printed",
+                       "status");
       return;
     }
   }
@@ -1189,6 +1417,125 @@ static void h_callbacks(struct evhttp_request *req, const auth_ctx *auth, char *
   pg_conn_submit(a->pg, tx, on_callbacks, q);
 }
 
+/* --- letters (R-38 "final answer … by letter as chosen at intake") ----------
+ * A letter is a delivery of channel 'letter', status 'print' (to print) or
+ * 'printed'. GET /v1/letters?status=pending|printed[&order_no=] lists them
+ * (pending = to print, oldest first); POST /v1/letters/{id}/printed marks one
+ * printed — idempotent: a second call answers the same, and a printed letter
+ * never shows in the pending list again. Admin, centre and handler tokens,
+ * within their scope. */
+static void on_letters(const pg_result_set *rs, void *arg) {
+  http_q *q = arg;
+  if (!rs->ok) {
+    http_reply_error(q->req, 503, "unavailable", "database unavailable", NULL);
+    free(q);
+    return;
+  }
+  PGresult *r = rs->res[0];
+  json_t *arr = json_array();
+  for (int i = 0; i < PQntuples(r); i++) {
+    json_t *d = json_object();
+    json_object_set_new(d, "id", json_integer(strtoll(PQgetvalue(r, i, 0), NULL, 10)));
+    json_object_set_new(d, "delivery_key", json_string(PQgetvalue(r, i, 1)));
+    json_object_set_new(d, "order_no", json_text(r, i, 2));
+    json_object_set_new(d, "event_type", json_string(PQgetvalue(r, i, 3)));
+    json_object_set_new(d, "address", json_string(PQgetvalue(r, i, 4)));
+    json_object_set_new(d, "body", json_string(PQgetvalue(r, i, 5)));
+    json_object_set_new(d, "status",
+                        json_string(strcmp(PQgetvalue(r, i, 6), "printed") == 0 ? "printed"
+                                                                                : "pending"));
+    json_object_set_new(d, "created_at", json_time(r, i, 7));
+    json_object_set_new(d, "printed_at", json_time(r, i, 8));
+    json_array_append_new(arr, d);
+  }
+  http_reply_json(q->req, 200, json_pack("{s:o}", "letters", arr));
+  free(q);
+}
+
+#define LETTER_COLS \
+  "id, delivery_key, order_no, event_type, recipient, body, status, " MS("created_at") ", " \
+  MS("sent_at")
+
+static void h_letters(struct evhttp_request *req, const auth_ctx *auth, char **segs, int nsegs,
+                      void *arg) {
+  app *a = arg;
+  if (!staff_may_read(req, auth)) return;
+  const char *status = http_query(req, "status");
+  const char *order_no = http_query(req, "order_no");
+  if (status && strcmp(status, "pending") && strcmp(status, "printed")) {
+    http_reply_error(req, 422, "invalid_value", "status must be pending or printed", "status");
+    return;
+  }
+  char prefix[64];
+  region_prefix(strcmp(auth->role, "admin") == 0 ? "" : auth->scope, prefix, sizeof prefix);
+  http_q *q = new_q(a, req, auth);
+  const char *v[3] = {status && strcmp(status, "printed") == 0 ? "printed" : "print",
+                      order_no ? order_no : "", prefix};
+  pg_tx *tx = pg_tx_new();
+  pg_tx_add(tx,
+            "SELECT " LETTER_COLS " FROM notify.deliveries"
+            " WHERE channel = 'letter' AND status = $1 AND ($2 = '' OR order_no = $2)"
+            "   AND ($3 = '' OR region LIKE $3 || '%')"
+            " ORDER BY id LIMIT 500",
+            3, v, NULL, NULL);
+  pg_conn_submit(a->pg, tx, on_letters, q);
+}
+
+static void on_printed(const pg_result_set *rs, void *arg) {
+  http_q *q = arg;
+  if (!rs->ok) {
+    http_reply_error(q->req, 503, "unavailable", "database unavailable", NULL);
+    free(q);
+    return;
+  }
+  PGresult *r = rs->res[1];
+  if (PQntuples(r) != 1) {
+    http_reply_error(q->req, 404, "not_found", "no such letter", NULL);
+  } else {
+    json_t *d = json_object();
+    json_object_set_new(d, "id", json_integer(strtoll(PQgetvalue(r, 0, 0), NULL, 10)));
+    json_object_set_new(d, "order_no", json_text(r, 0, 2));
+    json_object_set_new(d, "status", json_string("printed"));
+    json_object_set_new(d, "printed_at", json_time(r, 0, 8));
+    http_reply_json(q->req, 200, d);
+  }
+  free(q);
+}
+
+static void h_printed(struct evhttp_request *req, const auth_ctx *auth, char **segs, int nsegs,
+                      void *arg) {
+  app *a = arg;
+  if (!staff_may_read(req, auth)) return;
+  char *end;
+  long long id = strtoll(segs[0], &end, 10);
+  if (*end || id <= 0 || end == segs[0]) {
+    http_reply_error(req, 404, "not_found", "no such letter", NULL);
+    return;
+  }
+  char prefix[64];
+  region_prefix(strcmp(auth->role, "admin") == 0 ? "" : auth->scope, prefix, sizeof prefix);
+  http_q *q = new_q(a, req, auth);
+  snprintf(q->id, sizeof q->id, "%lld", id);
+  char now[24];
+  snprintf(now, sizeof now, "%" PRId64, clock_now_ms());
+  const char *v[3] = {q->id, now, prefix};
+  pg_tx *tx = pg_tx_new();
+  /* once: only a letter still to print changes; printed_at stays the first */
+  pg_tx_add(tx,
+            "UPDATE notify.deliveries SET status = 'printed', attempts = 1,"
+            " sent_at = to_timestamp($2::bigint / 1000.0)"
+            " WHERE id = $1::bigint AND channel = 'letter' AND status = 'print'"
+            "   AND ($3 = '' OR region LIKE $3 || '%')",
+            3, v, NULL, NULL);
+  const char *v2[2] = {q->id, prefix};
+  pg_tx_add(tx,
+            "SELECT " LETTER_COLS " FROM notify.deliveries"
+            " WHERE id = $1::bigint AND channel = 'letter' AND status = 'printed'"
+            "   AND ($2 = '' OR region LIKE $2 || '%')",
+            2, v2, NULL, NULL);
+  pg_conn_submit(a->pg, tx, on_printed, q);
+}
+
 static bool is_ready(void *arg) {
   app *a = arg;
   return pg_conn_ready(a->pg) && pg_conn_ready(a->pg_send) && a->cons && consumer_live(a->cons) &&
@@ -1270,6 +1617,7 @@ int main(void) {
   window_cfg("KESU_NOTIFY_QUIET_HOURS", "21:00-08:00", &a.quiet_from, &a.quiet_to, false);
   window_cfg("KESU_NOTIFY_BUSINESS_HOURS", "08:00-18:00", &a.biz_open, &a.biz_close, false);
   a.orders = strmap_new();
+  a.closed = strmap_new();
   a.m_recorded = metric_counter("notify_recorded_total", "Deliveries recorded from events");
   a.m_applied = metric_counter("notify_events_applied_total", "Events applied");
   a.m_no_phone = metric_counter("notify_no_phone_total", "Customer messages without a phone");
@@ -1285,6 +1633,8 @@ int main(void) {
   http_route(a.http, EVHTTP_REQ_GET, "/v1/deliveries", 0, h_list, &a);
   http_route(a.http, EVHTTP_REQ_POST, "/v1/deliveries/*/retry", 0, h_retry, &a);
   http_route(a.http, EVHTTP_REQ_GET, "/v1/callbacks", 0, h_callbacks, &a);
+  http_route(a.http, EVHTTP_REQ_GET, "/v1/letters", 0, h_letters, &a);
+  http_route(a.http, EVHTTP_REQ_POST, "/v1/letters/*/printed", 0, h_printed, &a);
   http_set_ready(a.http, is_ready, &a);
   http_set_metrics(a.http, metrics_cb, &a);
 
@@ -1318,6 +1668,8 @@ int main(void) {
   refdata_free(&a.ref);
   strmap_each(a.orders, free_ctx, NULL);
   strmap_destroy(&a.orders);
+  strmap_each(a.closed, closed_drop, NULL);
+  strmap_destroy(&a.closed);
   event_base_free(base);
   curl_global_cleanup();
   return rc;

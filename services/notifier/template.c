@@ -95,12 +95,21 @@ bool conditions_match(const char *conds, int n, const char *const *keys,
     if (!eq) return false;
     size_t klen = (size_t)(eq - p), vlen = len - klen - 1;
     const char *want = eq + 1;
+    bool at_least = klen > 1 && eq[-1] == '>'; /* "priority>=8": a number at least */
+    if (at_least) klen--;
     int i = 0;
     while (i < n && !(strlen(keys[i]) == klen && memcmp(keys[i], p, klen) == 0)) i++;
     if (i == n) return false; /* unknown key: never matches */
     const char *have = values[i] ? values[i] : "";
     bool ok;
-    if (klen == 6 && memcmp(p, "region", 6) == 0) { /* a region prefix, 6-digit codes as areas */
+    if (at_least) {
+      char num[24], *e1, *e2;
+      size_t k = vlen < sizeof num - 1 ? vlen : sizeof num - 1;
+      memcpy(num, want, k);
+      num[k] = '\0';
+      long long w = strtoll(num, &e1, 10), h = strtoll(have, &e2, 10);
+      ok = k > 0 && *e1 == '\0' && *have && *e2 == '\0' && h >= w;
+    } else if (klen == 6 && memcmp(p, "region", 6) == 0) { /* a region prefix, 6-digit codes as areas */
       char pre[16];
       size_t k = vlen < sizeof pre - 1 ? vlen : sizeof pre - 1;
       memcpy(pre, want, k);
@@ -179,6 +188,7 @@ const char *template_move_reason(const char *kind, const char *reason) {
   if (strcmp(kind, "pause") == 0 || strcmp(kind, "resume") == 0)
     return strcmp(reason, "customer") == 0 ? "等待客户" : reason;
   if (strcmp(kind, "reclassify") == 0 && strcmp(reason, "reclassify") == 0) return "工单重新定级";
+  if (strcmp(kind, "reclassify") == 0 && strcmp(reason, "large_fault") == 0) return "大故障";
   return reason;
 }
 

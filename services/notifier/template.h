@@ -40,7 +40,8 @@ const char *template_move_reason(const char *kind, const char *reason);
 /* A rule's conditions "key=value;key=value" against an order's facts
  * (keys[i] = values[i]): all must hold; values compare case-insensitively,
  * except region, a prefix ("310000" stands for "31"). "" matches everything;
- * a key the order does not have never matches. */
+ * a key the order does not have never matches. "key>=N" (priority>=8): the
+ * value is a number at least N. */
 bool conditions_match(const char *conds, int n, const char *const *keys,
                       const char *const *values);
 /* FNV-1a 64 of a staff address: delivery keys name the address by this hash

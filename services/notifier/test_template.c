@@ -153,6 +153,22 @@ static void test_conditions(void **state) {
   assert_false(conditions_match("tier", 4, keys, vals));
 }
 
+/* R-38 "VIP or high priority": priority>=N compares numbers. */
+static void test_condition_at_least(void **state) {
+  (void)state;
+  const char *keys[] = {"priority", "action"};
+  const char *vals[] = {"9", "transfer"};
+  assert_true(conditions_match("priority>=8", 2, keys, vals));
+  assert_true(conditions_match("priority>=9;action=transfer", 2, keys, vals));
+  assert_false(conditions_match("priority>=10", 2, keys, vals));
+  assert_false(conditions_match("priority>=12", 2, keys, vals)); /* 9 vs 12, not "9" > "12" */
+  assert_false(conditions_match("priority=8", 2, keys, vals));
+  assert_false(conditions_match("priority>=x", 2, keys, vals));
+  assert_false(conditions_match("priority>=", 2, keys, vals));
+  const char *none[] = {"", "transfer"};
+  assert_false(conditions_match("priority>=1", 2, keys, none)); /* unknown priority */
+}
+
 static void test_staff_copy_masks_the_phone(void **state) {
   (void)state;
   char masked[32];
@@ -258,6 +274,7 @@ static void test_move_reasons(void **state) {
   assert_string_equal(template_move_reason("pause", "等客户在家"), "等客户在家");
   assert_string_equal(template_move_reason("recommit", "需厂家更换板卡"), "需厂家更换板卡");
   assert_string_equal(template_move_reason("reclassify", "reclassify"), "工单重新定级");
+  assert_string_equal(template_move_reason("reclassify", "large_fault"), "大故障");
 }
 
 int main(void) {
@@ -265,6 +282,7 @@ int main(void) {
       cmocka_unit_test(test_receipt_has_order_and_local_time),
       cmocka_unit_test(test_local_minute_crosses_the_date_line),
       cmocka_unit_test(test_render_variables),
+      cmocka_unit_test(test_condition_at_least),
       cmocka_unit_test(test_phone_mask),
       cmocka_unit_test(test_backoff_doubles_caps_and_jitters),
       cmocka_unit_test(test_quiet_hours_hold_until_eight),
