@@ -1566,7 +1566,10 @@ static consumer *consume(app *a, const char *producer, const char *pub, int pub_
                         .replay_endpoint = cfg_endpoint(replay, replay_port),
                         .apply = on_apply,
                         .committed = on_committed,
-                        .arg = a};
+                        .arg = a,
+                        /* 50 ms later is nothing to an SMS; under load it makes one
+                         * transaction of many events (KESU_NOTIFY_LINGER_MS) */
+                        .linger_ms = 50};
   consumer *c = consumer_new(a->base, a->pg, &cc);
   if (!c) {
     log_error("notifier: cannot start consuming %s", producer);
