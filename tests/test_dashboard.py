@@ -31,8 +31,17 @@ def test_dashboard_views_match_the_api_and_update_live(system):
             region=region, business_type=bt,
             customer={"name": "看板", "phone": "13900001111", "home_region": region}))
         assert r.status_code == 201, r.text
+        no = r.json()["order_no"]
+    # the Beijing one closed at the handler, so today's KPIs have a closure (the KPI trend)
+    wait_for(lambda: (lambda r: r.ok and r.json()["state"] == "open")(
+        system.get("handler", "/v1/orders/" + no)), what="at the handler " + no)
+    r = system.post("handler", "/v1/orders/%s/actions" % no, {"action": "close", "answer": "已处理。"})
+    assert r.status_code == 200, r.text
     wait_for(lambda: system.get("analytics", "/v1/kpi/summary").json()["received"] >= start + 3,
              what="analytics has the three complaints")
+    wait_for(lambda: system.get("analytics", "/v1/kpi/timely_flow_rate",
+                                params={"period": "day"}).json()["rows"][0]["numerator"] >= 1,
+             what="analytics has the closure")
 
     r = subprocess.run([NODE, os.path.join(ROOT, "tests", "browser", "dashboard.js"),
                         system["analytics"].url(""), system["intake"].url(""), system.admin,
@@ -70,6 +79,19 @@ def test_dashboard_views_match_the_api_and_update_live(system):
     # distribution chart: the API's numbers
     assert out["distApi"] and out["distPage"] == out["distApi"], out
     assert out["dayApi"] and len(out["dayPage"]) == 14 and out["dayPage"] == out["dayApi"], out
+    # the KPI tiles are one GET /v1/kpis; the only single-KPI request is the breakdown's
+    assert out["tileRequests"] >= 1, out["requests"]
+    assert set(out["singleKpiRequests"]) == {"/v1/kpi/on_time_closure_rate"}, out["requests"]
+    # the trend of a chosen KPI (工单流转及时率), per day and per hour: the chart's series
+    # is GET /v1/kpi/timely_flow_rate/trend's values in per cent
+    trend_kpis = [k["name"] for k in defs.values() if k["computable"] and k["trend"]]
+    assert out["trendKpiOptions"] == [""] + trend_kpis
+    assert "complaint_rate" not in trend_kpis and "timely_flow_rate" in trend_kpis
+    day, hour = out["trendKpi_day"], out["trendKpi_hour"]
+    assert day["page"] == day["api"] and len(day["page"]["data"]) == 14, day
+    assert hour["page"] == hour["api"] and len(hour["page"]["x"]) == 24, hour
+    # today has this test's complaints and a closure: a value above 0 in today's point
+    assert day["page"]["data"][-1] > 0, day
     assert out["breakdownApi"] and out["breakdownPage"] == out["breakdownApi"], out
     la = out["ledgerApi"]
     assert out["ledgerRow"][:4] == ["黄浦分公司", str(la["orders"]), str(la["closed"]),

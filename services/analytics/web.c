@@ -2,8 +2,8 @@
  * services/analytics/web/ and ECharts from node_modules (fetched by npm at
  * build time, not committed). Public: the data behind it needs a token.
  *
- * Also the dashboard's trend series, GET /v1/dashboard/trend, which the KPI
- * API has no time dimension for: per local day (from the daily rollup) or
+ * Also the dashboard's trend of the complaint counts, GET /v1/dashboard/trend
+ * (a KPI's trend is GET /v1/kpi/{name}/trend, kpi.c): per local day (from the daily rollup) or
  * per local hour of one day (from analytics.orders by received_at, indexed).
  * It reads through a connection of its own, opened on first use on the
  * request's event base. */

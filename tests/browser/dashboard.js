@@ -91,6 +91,10 @@ const rankRows = (page) => page.$$eval("#rank-table tbody tr", (trs) =>
       text: t.textContent })));
     const otc = (await api(base + "/v1/kpi/on_time_closure_rate?period=month")).body;
     out.apiOnTime = otc.rows[0];
+    // the tiles came from one GET /v1/kpis, not one request per KPI
+    out.tileRequests = out.requests.filter((p) => p === "/v1/kpis").length;
+    out.singleKpiRequests = out.requests.filter((p) => /^\/v1\/kpi\/[a-z_]+$/.test(p) &&
+      p !== "/v1/kpi/summary");
 
     // rankings: the table's first row is the API's first row
     await page.waitForFunction(() => document.querySelectorAll("#rank-table tbody tr").length > 0);
@@ -115,6 +119,32 @@ const rankRows = (page) => page.$$eval("#rank-table tbody tr", (trs) =>
       JSON.parse(document.getElementById("trend").dataset.rows)),
       async () => (await api(base + "/v1/dashboard/trend?granularity=day")).body.rows);
     out.dayPage = days.page; out.dayApi = days.api;
+
+    // the trend of a chosen KPI, per day then per hour: the chart's series is the API's
+    // values (a ratio in per cent)
+    const pct = (v) => (v === null ? null : Math.round(v * 100 * 1e6) / 1e6);
+    const kpiSeries = () => page.evaluate(() => {
+      const c = echarts.getInstanceByDom(document.getElementById("trend"));
+      const o = c && c.getOption();
+      const t = document.getElementById("trend").dataset;
+      return o && t.kpi === "timely_flow_rate" ? { granularity: t.granularity, names: o.series.map((s) => s.name),
+        x: o.xAxis[0].data, data: o.series[0].data } : null;
+    });
+    out.trendKpiOptions = await page.$$eval("#trend-kpi option", (os) => os.map((o) => o.value));
+    await page.selectOption("#trend-kpi", "timely_flow_rate");
+    for (const gran of ["day", "hour"]) {
+      if (gran === "hour") await page.selectOption("#trend-gran", "hour");
+      const k = await agree(kpiSeries, async () => {
+        const t = (await api(base + "/v1/kpi/timely_flow_rate/trend?granularity=" + gran)).body;
+        return { granularity: gran, names: ["工单流转及时率"],
+                 x: t.rows.map((r) => (gran === "hour" ? r.t : r.t.slice(5))), data: t.rows.map((r) => pct(r.value)) };
+      });
+      out["trendKpi_" + gran] = k;
+    }
+    await page.selectOption("#trend-gran", "day");
+    await page.selectOption("#trend-kpi", "");
+    await page.waitForFunction(() => document.getElementById("trend").dataset.kpi === "" &&
+      document.getElementById("trend").dataset.granularity === "day");
     // breakdown by region: the chart's bars are the API's values
     const bd = await agree(() => page.evaluate(() => {
       const c = echarts.getInstanceByDom(document.getElementById("breakdown"));

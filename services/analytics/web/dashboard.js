@@ -1,7 +1,8 @@
 /* 客诉运营看板: counters from GET /v1/kpi/summary, live events from the SSE
  * stream GET /v1/stream (resumes by itself with Last-Event-ID), KPI tiles
- * (GET /v1/kpi, /v1/kpi/{name}), the trend per day or hour
- * (GET /v1/dashboard/trend), rankings (GET /v1/rankings), a breakdown by
+ * (GET /v1/kpi, then all of them in one GET /v1/kpis), the trend per day or
+ * hour of the complaint counts (GET /v1/dashboard/trend) or of a chosen KPI
+ * (GET /v1/kpi/{name}/trend), rankings (GET /v1/rankings), a breakdown by
  * region/channel/business type (GET /v1/kpi/{name}?group_by=), distributions,
  * hot issues, the ledger and supervision records (GET /v1/reports/…), each
  * with its CSV export. Every view is one fetch per refresh and never has two
@@ -176,43 +177,81 @@
     }
     return tile;
   }
-  function refreshTile(k) {
+  /* res: the KPI's answer as GET /v1/kpi/{name} gives it, or {name, error} */
+  function showTile(k, res) {
     var tile = tileFor(k);
-    if (!k.computable) {
+    if (res.error) {
+      tile.classList.add("na");
+      tile.querySelector(".value").textContent = "–";
+      tile.querySelector(".ref").textContent = "读取失败：" + res.error.message;
+      return;
+    }
+    tile.classList.remove("na");
+    var row = res.rows[0] || {}, prev = row.previous || {}, ly = row.last_year || {};
+    tile.querySelector(".value").textContent = fmt(k, row.value);
+    tile.dataset.value = row.value === null || row.value === undefined ? "" : String(row.value);
+    tile.querySelector(".ref").textContent =
+      (k.reference !== null ? "参考值 " + (lowerIsBetter(k) ? "≤ " : "≥ ") + fmt(k, k.reference) + " · " : "") +
+      (row.numerator !== undefined ? row.numerator : 0) + "/" + (row.denominator || 0);
+    tile.querySelector(".cmp").textContent = "环比 " + change(k, row.value, prev.value) +
+      " · 同比 " + change(k, row.value, ly.value);
+    var has = k.reference !== null && row.value !== null && row.value !== undefined;
+    var bad = has && (lowerIsBetter(k) ? row.value > k.reference : row.value < k.reference);
+    tile.classList.toggle("below", bad);
+    tile.classList.toggle("good", has && !bad);
+  }
+  /* All tiles from one GET /v1/kpis (this month, 环比/同比) per refresh, on the
+   * slow cadence. */
+  var refreshTiles = view("指标", function () {
+    defs.filter(function (k) { return !k.computable; }).forEach(function (k) {
+      var tile = tileFor(k);
       tile.classList.add("na");
       tile.querySelector(".value").textContent = "暂不可计算";
       tile.querySelector(".ref").textContent = k.not_yet_computable || "";
-      return Promise.resolve();
-    }
-    return api("/v1/kpi/" + k.name + qs({ period: "month" })).then(function (res) {
-      var row = res.rows[0] || {}, prev = row.previous || {}, ly = row.last_year || {};
-      tile.querySelector(".value").textContent = fmt(k, row.value);
-      tile.dataset.value = row.value === null || row.value === undefined ? "" : String(row.value);
-      tile.querySelector(".ref").textContent =
-        (k.reference !== null ? "参考值 " + (lowerIsBetter(k) ? "≤ " : "≥ ") + fmt(k, k.reference) + " · " : "") +
-        (row.numerator !== undefined ? row.numerator : 0) + "/" + (row.denominator || 0);
-      tile.querySelector(".cmp").textContent = "环比 " + change(k, row.value, prev.value) +
-        " · 同比 " + change(k, row.value, ly.value);
-      var has = k.reference !== null && row.value !== null && row.value !== undefined;
-      var bad = has && (lowerIsBetter(k) ? row.value > k.reference : row.value < k.reference);
-      tile.classList.toggle("below", bad);
-      tile.classList.toggle("good", has && !bad);
     });
-  }
-  /* The API answers one KPI per request: the tiles are one fetch each, all at
-   * once per refresh, on the slow cadence. */
-  var refreshTiles = view("指标", function () {
-    return Promise.all(defs.map(function (k) {
-      return refreshTile(k).catch(function (e) { showError("读取指标失败：" + e.message); });
-    }));
+    var names = defs.filter(function (k) { return k.computable; }).map(function (k) { return k.name; });
+    if (!names.length) return Promise.resolve();
+    return api("/v1/kpis" + qs({ period: "month", names: names.join(",") })).then(function (res) {
+      res.kpis.forEach(function (one) { if (defByName[one.name]) showTile(defByName[one.name], one); });
+    });
   });
 
   /* --- trend ----------------------------------------------------------- */
+  /* The count of complaints (received / closed / closed in limit, the default)
+   * or one KPI (GET /v1/kpi/{name}/trend), per day or per hour. */
+  function scaleOf(k) { return k.unit === "ratio" ? 100 : k.unit === "seconds" ? 1 / 3600 : 1; }
+  function trendValue(k, v) {
+    return v === null || v === undefined ? null : Math.round(v * scaleOf(k) * 1e6) / 1e6;
+  }
   var refreshTrend = view("趋势", function () {
-    var gran = $("trend-gran").value;
+    var gran = $("trend-gran").value, k = defByName[$("trend-kpi").value];
+    if (k) {
+      return api("/v1/kpi/" + k.name + "/trend" + qs({ granularity: gran })).then(function (t) {
+        var chart = chartOn("trend");
+        $("trend").dataset.granularity = t.granularity;
+        $("trend").dataset.kpi = k.name;
+        $("trend").dataset.rows = JSON.stringify(t.rows);
+        if (!chart) return;
+        var unit = k.unit === "ratio" ? "%" : k.unit === "seconds" ? "小时" : "件";
+        var s = { name: k.title, type: gran === "hour" ? "bar" : "line", connectNulls: false,
+                  data: t.rows.map(function (r) { return trendValue(k, r.value); }) };
+        if (k.reference !== null)
+          s.markLine = { symbol: "none", data: [{ yAxis: trendValue(k, k.reference), name: "参考值" }],
+                         label: { formatter: "参考值 {c}" + unit } };
+        chart.setOption({
+          tooltip: { trigger: "axis" },
+          legend: { data: [k.title] },
+          grid: { left: 50, right: 20, top: 40, bottom: 30 },
+          xAxis: { type: "category", data: t.rows.map(function (r) { return gran === "hour" ? r.t : r.t.slice(5); }) },
+          yAxis: { type: "value", name: unit },
+          series: [s]
+        }, true);
+      });
+    }
     return api("/v1/dashboard/trend" + qs({ granularity: gran })).then(function (t) {
       var chart = chartOn("trend");
       $("trend").dataset.granularity = t.granularity;
+      $("trend").dataset.kpi = "";
       $("trend").dataset.rows = JSON.stringify(t.rows);
       if (!chart) return;
       var series = [["received", "受理"], ["closed", "已结办"], ["closed_in_limit", "按时办结"]];
@@ -380,6 +419,7 @@
     location.search = v ? "?region=" + v : "";
   });
   $("trend-gran").addEventListener("change", refreshTrend);
+  $("trend-kpi").addEventListener("change", refreshTrend);
   $("rank-kpi").addEventListener("change", function () { fitDims("rank-kpi", "rank-by"); refreshRankings(); });
   $("rank-by").addEventListener("change", refreshRankings);
   $("bd-kpi").addEventListener("change", function () { fitDims("bd-kpi", "bd-by"); refreshBreakdown(); });
@@ -399,6 +439,9 @@
     var list = both[0];
     defs = list.kpis;
     defs.forEach(function (k) { defByName[k.name] = k; tileFor(k); });
+    defs.filter(function (k) { return k.computable && k.trend; }).forEach(function (k) {
+      $("trend-kpi").add(new Option(k.title, k.name));
+    });
     ["rank-kpi", "bd-kpi"].forEach(function (id) {
       var sel = $(id);
       defs.filter(function (k) { return k.computable; }).forEach(function (k) { sel.add(new Option(k.title, k.name)); });
