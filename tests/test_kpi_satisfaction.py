@@ -215,3 +215,44 @@ def test_satisfaction_quality_and_service_complaints(system):
               "service_complaints"):
         assert by[n]["computable"] and "not_yet_computable" not in by[n], by[n]
     assert "4 or 5" in by["satisfaction_rate"]["formula"]
+
+
+def test_a_survey_at_the_answer_counts_and_a_later_callback_replaces_it(system):
+    """SPEC: customers are surveyed when answered or at the callback; the latest counts.
+    Anhui value_added orders only (region 340000)."""
+    nos, accepted = [], []
+    for i in range(3):
+        j = submit(system, 300 + i, region="340100",
+                   customer={"name": "李雷", "phone": "1377000%04d" % (300 + i),
+                             "home_region": "340100"})
+        nos.append(j["order_no"])
+        accepted.append(ms(j["accepted_at"]))
+    days = (min(day_of(a) for a in accepted).isoformat(),
+            max(day_of(a) for a in accepted).isoformat())
+    for no in nos:
+        at_handler(system, no)
+        hact(system, no, {"action": "sign"})
+        hact(system, no, {"action": "feedback", "answer": "已退还扣费。"})
+        wait_for(lambda no=no: order(system, no)["wf_state"] == "feedback", what="feedback")
+    r = system.post("router", "/v1/orders/%s/actions" % nos[0],
+                    {"action": "answer", "answer": "已告知客户。", "satisfaction": 6})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "satisfaction", r.text
+    assert order(system, nos[0])["wf_state"] == "feedback"      # nothing changed
+    ract(system, nos[0], {"action": "answer", "answer": "已告知客户。", "satisfaction": 5})
+    ract(system, nos[1], {"action": "answer", "answer": "已告知客户。", "satisfaction": 4})
+    ract(system, nos[2], {"action": "answer", "answer": "已告知客户。"})   # not surveyed
+    ract(system, nos[1], {"action": "close"})
+    ract(system, nos[1], {"action": "callback", "satisfaction": 2})
+    assert [(e.action, e.satisfaction) for e in step_events(system, nos[0])
+            if e.action == "answer"] == [("answer", 5)]
+    assert [e.satisfaction for e in step_events(system, nos[2]) if e.action == "answer"] == [0]
+
+    # by hand: surveyed nos[0] (5) and nos[1] (4, then 2 at the callback) = 2; satisfied 1
+    def anhui():
+        r = system.get("analytics", "/v1/kpi/satisfaction_rate", params={
+            "region": "340000", "business_type": BT, "from": days[0], "to": days[1]})
+        assert r.status_code == 200, r.text
+        return r.json()["rows"][0]
+    wait_for(lambda: (anhui()["numerator"], anhui()["denominator"]) == (1, 2), timeout=30,
+             what="satisfaction 1/2 in Anhui")
+    assert anhui()["value"] == 0.5

@@ -511,12 +511,14 @@ static void save(action_req *q, const char *region, int64_t accepted_at) {
     /* the notifier: who receives a transfer / an assist request, and how urgent it is */
     p.to_unit = (s->action == WA_TRANSFER || s->action == WA_ASSIST) ? s->to_unit : "";
     p.priority = prio_after;
-    /* analytics (R-42, R-43): the callback's survey, and the staff's verdict at the close
+    /* analytics (R-42, R-43): the survey (callback, or answer), and the staff's verdict at the close
      * (or an appeal's conclusion): responsibility "service" = 服务性投诉属实 */
     if (s->action == WA_CALLBACK) {
       p.satisfaction = q->satisfaction;
       p.at_fault = q->at_fault;
     }
+    if (s->action == WA_ANSWER && q->satisfaction >= 1 && q->satisfaction <= 5)
+      p.satisfaction = q->satisfaction; /* surveyed when answered */
     if (s->action == WA_CLOSE || s->action == WA_CONCLUDE) {
       p.responsibility = q->responsibility;
       p.service_substantiated = strcmp(q->responsibility, "service") == 0;

@@ -138,6 +138,25 @@ static void reasons_and_answers_are_required(void **st) {
   assert_int_equal(o.state, WF_HANDLING);
 }
 
+static void no_survey(wf_request *r) { r->satisfaction = 0; }
+
+/* SPEC: surveyed when answered or at the callback; an answer's score is optional. */
+static void an_answer_may_carry_the_survey(void **st) {
+  wf_order o = fresh(WF_REVIEW);
+  wf_verdict v = run(&o, WA_ANSWER, bad_satisfaction);
+  assert_int_equal(v.status, 422);
+  assert_string_equal(v.field, "satisfaction");
+  assert_int_equal(o.state, WF_REVIEW);
+  v = run(&o, WA_ANSWER, no_survey);
+  assert_int_equal(v.status, 0);
+  assert_int_equal(o.state, WF_ANSWERED);
+  assert_int_equal(o.satisfaction, 0);
+  o = fresh(WF_REVIEW);
+  v = run(&o, WA_ANSWER, NULL); /* context: satisfaction 4 */
+  assert_int_equal(v.status, 0);
+  assert_int_equal(o.satisfaction, 4);
+}
+
 static void feedback_returns_to_the_dispatcher(void **st) {
   /* Centre "sh" dispatches to sh-pd, which transfers to sh-xh: feedback goes to sh-pd. */
   wf_order o = fresh(WF_REVIEW);
@@ -281,6 +300,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(every_state_and_action),
       cmocka_unit_test(reasons_and_answers_are_required),
+      cmocka_unit_test(an_answer_may_carry_the_survey),
       cmocka_unit_test(feedback_returns_to_the_dispatcher),
       cmocka_unit_test(escalation_is_one_level_at_a_time),
       cmocka_unit_test(assists_must_be_fed_back_first),

@@ -161,6 +161,10 @@ wf_verdict wf_apply(wf_order *o, const wf_request *r) {
   case WA_ANSWER:
     if (!in(o->state, S(WF_REVIEW) | S(WF_FEEDBACK))) return wrong_state(o, a);
     if (blank(r->answer)) return refuse(422, "missing_field", "answer", "answer is required");
+    /* SPEC: the customer may be surveyed when answered (else at the callback) */
+    if (r->satisfaction != 0 && (r->satisfaction < 1 || r->satisfaction > 5))
+      return refuse(422, "invalid_value", "satisfaction", "satisfaction must be 1–5");
+    if (r->satisfaction) n.satisfaction = r->satisfaction;
     n.state = WF_ANSWERED;
     break;
   case WA_HQ_REVIEW:
