@@ -100,6 +100,7 @@ typedef struct action_req {
   char area[16], kind_name[16], stream_name[16];
   int priority;
   int priority_after; /* after a reclassify: sent to the holder's handler (OrderUpdate) */
+  bool relooked;      /* looked the order up a second time (see on_looked_up) */
   int64_t at, promised_by;
   int satisfaction;
   bool at_fault, receipt_signed;
@@ -651,6 +652,14 @@ static void on_looked_up(const pg_result_set *rs, void *arg) {
       allowed = to_it;
     else
       allowed = strcmp(held_by, q->handler_id) == 0;
+  }
+  if (!allowed && created && !in_flight_to && !q->relooked) {
+    /* Read before the ack of the dispatch to this handler committed (another
+     * connection), looked at after the dispatcher let go of the order: read it
+     * again rather than refuse a handler that holds it. */
+    q->relooked = true;
+    start(q);
+    return;
   }
   if (q->handler_id && !created && dispatcher_pending(q->r->dispatcher, q->order_no)) {
     /* its handler was gone and the order waits to be dispatched again: no
