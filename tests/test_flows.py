@@ -318,6 +318,13 @@ def test_reclassify_by_the_centre_changes_tier_and_priority(system, tokens):
     h = system.get("handler", "/v1/orders/" + no).json()
     assert (h["complaint"]["tier"], h["complaint"]["customer"]["level"], h["complaint"]["vip"]) \
         == ("provincial", "diamond", True), h["complaint"]
+    # dispatched again (a transfer): the new holder's copy has the new class too
+    ok(hact(system, no, {"action": "sign"}))
+    ok(hact(system, no, {"action": "transfer", "to_unit": "sh-xh", "reason": "属徐汇辖区"}))
+    held_by(system, no, "sh-xh")
+    h = system.get("handler", "/v1/orders/" + no).json()
+    assert (h["complaint"]["tier"], h["complaint"]["customer"]["level"], h["complaint"]["vip"],
+            h["complaint"]["priority"]) == ("provincial", "diamond", True, 12), h["complaint"]
 
 
 def test_order_reloaded_at_router_restart_reaches_the_handler_with_its_history(system):

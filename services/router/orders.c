@@ -50,7 +50,8 @@ static const char SQL_OPEN_ORDERS[] =
     "  router.ts_ms(h.at), coalesce(h.reason, ''), coalesce(h.from_unit, ''), "
     "  coalesce(h.to_unit, ''), coalesce(h.answer, ''), coalesce(h.from_state, ''), "
     "  coalesce(h.to_state, '')) ORDER BY h.seq), '[]')::text "
-    " FROM router.order_history h WHERE h.order_no = w.order_no) "
+    " FROM router.order_history h WHERE h.order_no = w.order_no), "
+    "coalesce(w.tier, ''), coalesce(w.customer_level, ''), CASE WHEN w.vip THEN 't' ELSE 'f' END "
     "FROM router.work_orders w "
     "LEFT JOIN LATERAL (SELECT x.dispatch_id, x.handler_id, x.acked_at FROM router.dispatches x "
     "  WHERE x.order_no = w.order_no ORDER BY x.seq DESC LIMIT 1) d ON d.acked_at IS NULL "
@@ -459,6 +460,36 @@ static unsigned char *history_extra(const char *order_no, const char *wf_state, 
   return buf;
 }
 
+/* A reclassify (R-13/R-15) changes the order's tier, customer level and VIP flag in
+ * router.work_orders, not in its stored complaint: every (re-)dispatch sends the complaint
+ * as it is now, so the handler's copy and the queues' priority follow. res row i holds
+ * tier, level, vip ('t'/'f') in columns col..col+2. Returns a packed copy to send instead
+ * (caller frees), or NULL when nothing differs. */
+static unsigned char *as_classified(PGresult *res, int i, int col, const Kesu__V1__Complaint *c,
+                                    size_t *len) {
+  const char *tier = PQgetvalue(res, i, col), *level = PQgetvalue(res, i, col + 1);
+  bool vip = PQgetvalue(res, i, col + 2)[0] == 't';
+  Kesu__V1__Tier t = strcmp(tier, "national") == 0     ? KESU__V1__TIER__NATIONAL
+                     : strcmp(tier, "provincial") == 0 ? KESU__V1__TIER__PROVINCIAL
+                     : strcmp(tier, "general") == 0    ? KESU__V1__TIER__GENERAL
+                                                       : c->tier;
+  const char *cur_level = c->customer && c->customer->level ? c->customer->level : "";
+  if (t == c->tier && vip == c->vip && strcmp(level, cur_level) == 0)
+    return NULL;
+  Kesu__V1__Complaint x = *c;
+  Kesu__V1__Customer cu = KESU__V1__CUSTOMER__INIT;
+  if (c->customer)
+    cu = *c->customer;
+  cu.level = (char *)level;
+  x.customer = &cu;
+  x.tier = t;
+  x.vip = vip;
+  *len = kesu__v1__complaint__get_packed_size(&x);
+  unsigned char *buf = malloc(*len ? *len : 1);
+  kesu__v1__complaint__pack(&x, buf);
+  return buf;
+}
+
 static void on_open_orders(const pg_result_set *rs, void *arg) {
   router *r = arg;
   r->orders_reloading = false;
@@ -484,10 +515,14 @@ static void on_open_orders(const pg_result_set *rs, void *arg) {
                                       PQgetvalue(res, i, 7), &xlen);
     if (*PQgetvalue(res, i, 4))
       held++;
+    size_t nlen = 0;
+    unsigned char *nb = as_classified(res, i, 8, c, &nlen);
     dispatcher_enqueue_held_extra(r->dispatcher, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
-                                  PQgetvalue(res, i, 2), cb, clen, due_at_of(c),
+                                  PQgetvalue(res, i, 2), nb ? nb : cb, nb ? nlen : clen,
+                                  due_at_of(c),
                                   *PQgetvalue(res, i, 4) ? PQgetvalue(res, i, 4) : NULL,
                                   *PQgetvalue(res, i, 4) ? PQgetvalue(res, i, 5) : NULL, xb, xlen);
+    free(nb);
     free(xb);
     kesu__v1__complaint__free_unpacked(c, NULL);
   }
@@ -541,8 +576,12 @@ static void on_redispatch(const pg_result_set *rs, void *arg) {
       size_t xlen = kesu__v1__work_order__get_packed_size(&x);
       unsigned char *xb = malloc(xlen ? xlen : 1);
       kesu__v1__work_order__pack(&x, xb);
+      size_t nlen = 0;
+      unsigned char *nb = as_classified(res, i, 5, cp, &nlen);
       dispatcher_enqueue_extra(r->dispatcher, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
-                               PQgetvalue(res, i, 2), cb, clen, due_at_of(cp), xb, xlen);
+                               PQgetvalue(res, i, 2), nb ? nb : cb, nb ? nlen : clen,
+                               due_at_of(cp), xb, xlen);
+      free(nb);
       free(xb);
       kesu__v1__complaint__free_unpacked(cp, NULL);
     }
@@ -560,8 +599,11 @@ void orders_redispatch(router *r, const char *order_no) {
   const char *v[1] = {order_no};
   pg_tx *tx = pg_tx_new();
   pg_tx_add_binary_result(tx,
-                          "SELECT order_no, unit_id, region, complaint, wf_state "
-                          "FROM router.work_orders WHERE order_no = $1 AND state = 'created'",
+                          "SELECT w.order_no, w.unit_id, w.region, w.complaint, w.wf_state"
+                          ", coalesce(w.tier, ''), coalesce(w.customer_level, ''), "
+                          "CASE WHEN w.vip THEN 't' ELSE 'f' END "
+                          "FROM router.work_orders w WHERE w.order_no = $1 "
+                          "AND w.state = 'created'",
                           1, v, NULL, NULL);
   pg_tx_add(tx,
             "SELECT seq, action, actor, actor_unit, router.ts_ms(at), coalesce(reason, ''), "
@@ -583,7 +625,8 @@ static const char SQL_HELD_BY[] =
     "  router.ts_ms(h.at), coalesce(h.reason, ''), coalesce(h.from_unit, ''), "
     "  coalesce(h.to_unit, ''), coalesce(h.answer, ''), coalesce(h.from_state, ''), "
     "  coalesce(h.to_state, '')) ORDER BY h.seq), '[]')::text "
-    " FROM router.order_history h WHERE h.order_no = w.order_no) "
+    " FROM router.order_history h WHERE h.order_no = w.order_no), "
+    "coalesce(w.tier, ''), coalesce(w.customer_level, ''), CASE WHEN w.vip THEN 't' ELSE 'f' END "
     "FROM router.work_orders w WHERE w.state = 'dispatched' AND w.handler_id = $1 "
     "AND w.wf_state NOT IN ('closed', 'archived') ORDER BY w.accepted_at, w.order_no";
 /* handlers holding open orders (router start: those not back in time are gone) */
@@ -623,8 +666,12 @@ static void on_held_by(const pg_result_set *rs, void *arg) {
     size_t xlen = 0;
     unsigned char *xb = history_extra(PQgetvalue(res, i, 0), PQgetvalue(res, i, 6),
                                       PQgetvalue(res, i, 7), &xlen);
+    size_t nlen = 0;
+    unsigned char *nb = as_classified(res, i, 8, c, &nlen);
     dispatcher_enqueue_extra(r->dispatcher, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
-                             PQgetvalue(res, i, 2), cb, clen, due_at_of(c), xb, xlen);
+                             PQgetvalue(res, i, 2), nb ? nb : cb, nb ? nlen : clen, due_at_of(c),
+                             xb, xlen);
+    free(nb);
     moved++;
     free(xb);
     kesu__v1__complaint__free_unpacked(c, NULL);
