@@ -457,6 +457,12 @@ static void apply_rules(app *a, pg_tx *tx, const ev_facts *f) {
                        : strcmp(r->channel, "email") == 0  ? o->email
                        : strcmp(r->channel, "letter") == 0 ? o->address
                                                            : NULL;
+      if (o && strcmp(r->channel, "letter") == 0 && (!to || !*to)) {
+        /* an order from before the notifier kept addresses (intake requires one for a
+         * letter): the print task still goes to staff, who look the address up */
+        log_warn("notifier: letter for %s printed without an address on record", f->order_no);
+        to = "（地址未登记，请按工单号查询客户地址）";
+      }
       if (!to || !*to) {
         if (strcmp(r->channel, "sms") == 0) metric_add(a->m_no_phone, 1);
         continue;
@@ -670,10 +676,18 @@ static void on_apply(pg_tx *tx, const Kesu__V1__Envelope *env, void *arg) {
        * message (with its reason); the router's dispatch to it that follows
        * is not told a second time */
       bool told = o->transferred_to && strcmp(o->transferred_to, w->unit_id) == 0;
+      if (told) {
+        /* the mark goes in this transaction, and from memory only once it commits
+         * (on_committed): a failed batch is replayed with the mark still there */
+        char *keep = o->transferred_to;
+        o->transferred_to = NULL;
+        save_ctx(tx, f.order_no, o);
+        o->transferred_to = keep;
+        return;
+      }
       free(o->transferred_to);
       o->transferred_to = NULL;
       save_ctx(tx, f.order_no, o);
-      if (told) return;
       break;
     }
     case KESU__V1__ENVELOPE__PAYLOAD_WORK_ORDER_STEP_CHANGED: {
@@ -806,6 +820,14 @@ static void on_apply(pg_tx *tx, const Kesu__V1__Envelope *env, void *arg) {
 static void on_committed(const Kesu__V1__Envelope *env, void *arg) {
   app *a = arg;
   metric_add(a->m_applied, 1);
+  if (env->payload_case == KESU__V1__ENVELOPE__PAYLOAD_WORK_ORDER_DISPATCHED) {
+    const Kesu__V1__WorkOrderDispatched *w = env->work_order_dispatched;
+    order_ctx *o = strmap_get(a->orders, *w->order_no ? w->order_no : env->order_no);
+    if (o && o->transferred_to && strcmp(o->transferred_to, w->unit_id) == 0) {
+      free(o->transferred_to); /* told by the transfer, not again (see on_apply) */
+      o->transferred_to = NULL;
+    }
+  }
   if (env->payload_case == KESU__V1__ENVELOPE__PAYLOAD_WORK_ORDER_CLOSED) {
     const char *ono =
         *env->work_order_closed->order_no ? env->work_order_closed->order_no : env->order_no;
