@@ -67,11 +67,11 @@ static const kpi_def kpis[] = {
      -1, "ratio", C_TRANSFERRED, C_ORDERS, NULL, NULL, SRC_ROLLUP,
      "orders closed in limit after at least one move", "complaint orders accepted in the period"},
     {"satisfaction_rate", "投诉客户满意度",
-     "satisfied customers ÷ customers surveyed (the latest callback of each order; satisfied ="
-     " 4 or 5 of 5)",
+     "satisfied customers ÷ customers surveyed (the latest survey of each order, at the answer or"
+     " the callback; satisfied = 4 or 5 of 5)",
      -1, "ratio", C_SATISFIED, C_SURVEYED, NULL, NULL, SRC_ROLLUP,
-     "complaint orders whose latest callback satisfaction is 4 or 5",
-     "complaint orders with a callback satisfaction"},
+     "complaint orders whose latest survey (answer or callback) is 4 or 5",
+     "complaint orders with a survey (answer or callback)"},
     {"timely_flow_rate", "工单流转及时率",
      "orders that completed their flow within limits (closed, no SLA step breached) ÷ orders", -1,
      "ratio", C_IN_LIMIT, C_ORDERS, NULL, NULL, SRC_ROLLUP,
@@ -103,8 +103,8 @@ static const kpi_def kpis[] = {
      "satisfied customers of escalated complaints ÷ escalated complaints surveyed (satisfied ="
      " 4 or 5 of 5 at the HQ callback)",
      0.95, "ratio", C_SATISFIED, C_SURVEYED, "escalated", NULL, SRC_ROLLUP,
-     "escalated complaints whose latest callback satisfaction is 4 or 5",
-     "escalated complaints with a callback satisfaction"},
+     "escalated complaints whose latest survey (answer or callback) is 4 or 5",
+     "escalated complaints with a survey (answer or callback)"},
     {"order_timeliness_rate", "投诉工单处理及时率",
      "orders closed within limits (no SLA step breached) ÷ orders closed", 0.99, "ratio",
      C_IN_LIMIT, C_CLOSED, NULL, NULL, SRC_ROLLUP, "orders closed with no SLA step breached",
@@ -1108,7 +1108,10 @@ static void h_kpi_trend(struct evhttp_request *req, const auth_ctx *auth, char *
   t->o = json_pack("{s:s, s:s, s:s, s:s, s:O}", "name", k->name, "title", k->title, "unit",
                    k->unit, "granularity", hourly ? "hour" : "day", "filters", q->filters);
   json_object_set_new(t->o, "date", json_string(date));
-  json_object_set_new(t->o, "reference", k->reference >= 0 ? json_real(k->reference) : json_null());
+  /* service_complaints' reference is per month or year (reference_for): none per bucket */
+  json_object_set_new(t->o, "reference", k->reference >= 0 && k->num != C_SERVICE
+                                             ? json_real(k->reference)
+                                             : json_null());
   if (!hourly) json_object_set_new(t->o, "days", json_integer(days));
   char ndays[16];
   snprintf(ndays, sizeof ndays, "%ld", days);

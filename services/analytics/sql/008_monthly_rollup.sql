@@ -3,6 +3,9 @@
 -- from analytics.daily, so a year is 12 monthly row sets instead of 365 daily
 -- ones. Kept by the same statement-level triggers (daily_merge writes both, in
 -- the consumer's transaction, one statement): same counters, same numbers.
+-- A running consumer's batch waits until this commits: the backfill below and the
+-- new daily_merge see the same rows (nothing merged between the two by the old one).
+LOCK TABLE analytics.orders, analytics.daily IN SHARE ROW EXCLUSIVE MODE;
 CREATE TABLE IF NOT EXISTS analytics.monthly (LIKE analytics.daily INCLUDING DEFAULTS);
 ALTER TABLE analytics.monthly RENAME COLUMN day TO month;  -- the first day of the local month
 ALTER TABLE analytics.monthly

@@ -4,6 +4,9 @@
 -- days from analytics.daily. daily_merge writes all three in one statement.
 -- And no JIT for analytics' sessions: compiling a KPI statement (≈ 90 functions) took
 -- ≈ 1 s of the 1.5 s such a request needed; interpreted, the same plan runs in ms.
+-- A running consumer's batch waits until this commits: the backfill below and the
+-- new daily_merge see the same rows (nothing merged between the two by the old one).
+LOCK TABLE analytics.orders, analytics.daily, analytics.monthly IN SHARE ROW EXCLUSIVE MODE;
 CREATE TABLE IF NOT EXISTS analytics.yearly (LIKE analytics.daily INCLUDING DEFAULTS);
 ALTER TABLE analytics.yearly RENAME COLUMN day TO year;  -- January 1 of the local year
 ALTER TABLE analytics.yearly
