@@ -126,6 +126,7 @@ static void reload(auth_cache *self) {
   self->loading = true;
   self->last_start_us = mono_us();
   pg_tx *tx = pg_tx_new();
+  pg_tx_read_only(tx); /* no outbox drain after it (pg_on_commit) */
   pg_tx_add(tx, "SELECT token_hash, name, role, scope FROM auth.tokens WHERE revoked_at IS NULL", 0,
             NULL, NULL, NULL);
   pg_conn_submit(self->pg, tx, on_loaded, self);
