@@ -538,6 +538,45 @@ static char *due_items(app *a, char **keys, size_t n) {
   return out;
 }
 
+/* The messages of a unit's list (the morning digest, the due list) to its contacts:
+ * for each rule of event_type (not to customers) and each contact of that role and
+ * channel for the unit, one delivery keyed <kind>:<unit>:<day>:<role>:<channel>:<address
+ * hash> — once, however often the list is made. */
+static void add_unit_list(app *a, pg_tx *tx, const char *event_type, const char *kind,
+                          const char *unit, const char *day, const char *region,
+                          const char *now_s, int nv, const char *const *names,
+                          const char *const *values) {
+  for (int k = 0; k < a->ref.nrules; k++) {
+    const nrule *rl = &a->ref.rules[k];
+    if (strcmp(rl->event_type, event_type) || strcmp(rl->recipient, "customer") == 0) continue;
+    const ntmpl *t = find_tmpl(&a->ref, rl->tmpl);
+    if (!t) continue;
+    for (int c = 0; c < a->ref.ncontacts; c++) {
+      const ncontact *ct = &a->ref.contacts[c];
+      if (strcmp(ct->role, rl->recipient) || strcmp(ct->channel, rl->channel)) continue;
+      if (strcmp(ct->unit_id, "*") && strcmp(ct->unit_id, unit)) continue;
+      char *body = tmpl_render(t->body, nv, names, values);
+      char *subject = tmpl_render(t->subject, nv, names, values);
+      char key[512];
+      snprintf(key, sizeof key, "%s:%s:%s:%s:%s:%016" PRIx64, kind, unit, day, rl->recipient,
+               rl->channel, address_hash(ct->address));
+      const char *v[10] = {key,  region, ct->address, rl->channel, body,
+                           channel_open(a, rl->channel) ? "pending" : "no_gateway",
+                           now_s, subject, rl->recipient, event_type};
+      pg_tx_add(tx,
+                "INSERT INTO notify.deliveries (delivery_key, order_no, region, event_type,"
+                " recipient, channel, body, status, created_at, next_attempt_at, subject,"
+                " recipient_kind) VALUES ($1, NULL, NULLIF($2, ''), $10, $3, $4,"
+                " $5, $6, to_timestamp($7::bigint / 1000.0), to_timestamp($7::bigint / 1000.0),"
+                " $8, $9) ON CONFLICT (delivery_key) DO NOTHING",
+                10, v, NULL, NULL);
+      free(body);
+      free(subject);
+      a->recorded_in_batch++;
+    }
+  }
+}
+
 static void daily_due_list(app *a, pg_tx *tx, const Kesu__V1__Envelope *env) {
   const Kesu__V1__DailyDueList *l = env->daily_due_list;
   if (!l) return;
@@ -567,37 +606,8 @@ static void daily_due_list(app *a, pg_tx *tx, const Kesu__V1__Envelope *env) {
                            "event"};
     const char *values[] = {u->unit_id, unit_name(&a->ref, u->unit_id), l->date, cnt, items,
                             ocnt,       oitems,                          region,  "DailyDueList"};
-    int nv = (int)(sizeof names / sizeof *names);
-    for (int k = 0; k < a->ref.nrules; k++) {
-      const nrule *rl = &a->ref.rules[k];
-      if (strcmp(rl->event_type, "DailyDueList") || strcmp(rl->recipient, "customer") == 0)
-        continue;
-      const ntmpl *t = find_tmpl(&a->ref, rl->tmpl);
-      if (!t) continue;
-      for (int c = 0; c < a->ref.ncontacts; c++) {
-        const ncontact *ct = &a->ref.contacts[c];
-        if (strcmp(ct->role, rl->recipient) || strcmp(ct->channel, rl->channel)) continue;
-        if (strcmp(ct->unit_id, "*") && strcmp(ct->unit_id, u->unit_id)) continue;
-        char *body = tmpl_render(t->body, nv, names, values);
-        char *subject = tmpl_render(t->subject, nv, names, values);
-        char key[512];
-        snprintf(key, sizeof key, "due:%s:%s:%s:%s:%016" PRIx64, u->unit_id, l->date,
-                 rl->recipient, rl->channel, address_hash(ct->address));
-        const char *v[9] = {key,  region, ct->address, rl->channel, body,
-                            channel_open(a, rl->channel) ? "pending" : "no_gateway",
-                            now_s, subject, rl->recipient};
-        pg_tx_add(tx,
-                  "INSERT INTO notify.deliveries (delivery_key, order_no, region, event_type,"
-                  " recipient, channel, body, status, created_at, next_attempt_at, subject,"
-                  " recipient_kind) VALUES ($1, NULL, NULLIF($2, ''), 'DailyDueList', $3, $4,"
-                  " $5, $6, to_timestamp($7::bigint / 1000.0), to_timestamp($7::bigint / 1000.0),"
-                  " $8, $9) ON CONFLICT (delivery_key) DO NOTHING",
-                  9, v, NULL, NULL);
-        free(body);
-        free(subject);
-        a->recorded_in_batch++;
-      }
-    }
+    add_unit_list(a, tx, "DailyDueList", "due", u->unit_id, l->date, region, now_s,
+                  (int)(sizeof names / sizeof *names), names, values);
     free(items);
     free(oitems);
   }
@@ -929,36 +939,8 @@ static void digest_unit(app *a, pg_tx *tx, PGresult *r, int from, int to, int64_
   const char *names[] = {"unit", "unit_name", "date", "count", "items", "region", "event"};
   const char *values[] = {unit, unit_name(&a->ref, unit), date, cnt, items, region,
                           "ComplaintDigest"};
-  for (int k = 0; k < a->ref.nrules; k++) {
-    const nrule *rl = &a->ref.rules[k];
-    if (strcmp(rl->event_type, "ComplaintDigest") || strcmp(rl->recipient, "customer") == 0)
-      continue;
-    const ntmpl *t = find_tmpl(&a->ref, rl->tmpl);
-    if (!t) continue;
-    for (int c = 0; c < a->ref.ncontacts; c++) {
-      const ncontact *ct = &a->ref.contacts[c];
-      if (strcmp(ct->role, rl->recipient) || strcmp(ct->channel, rl->channel)) continue;
-      if (strcmp(ct->unit_id, "*") && strcmp(ct->unit_id, unit)) continue;
-      char *body = tmpl_render(t->body, 7, names, values);
-      char *subject = tmpl_render(t->subject, 7, names, values);
-      char key[512];
-      snprintf(key, sizeof key, "digest:%s:%s:%s:%s:%016" PRIx64, unit, day, rl->recipient,
-               rl->channel, address_hash(ct->address));
-      const char *v[9] = {key,  region, ct->address, rl->channel, body,
-                          channel_open(a, rl->channel) ? "pending" : "no_gateway",
-                          now_s, subject, rl->recipient};
-      pg_tx_add(tx,
-                "INSERT INTO notify.deliveries (delivery_key, order_no, region, event_type,"
-                " recipient, channel, body, status, created_at, next_attempt_at, subject,"
-                " recipient_kind) VALUES ($1, NULL, NULLIF($2, ''), 'ComplaintDigest', $3, $4,"
-                " $5, $6, to_timestamp($7::bigint / 1000.0), to_timestamp($7::bigint / 1000.0),"
-                " $8, $9) ON CONFLICT (delivery_key) DO NOTHING",
-                9, v, NULL, NULL);
-      free(body);
-      free(subject);
-      a->recorded_in_batch++;
-    }
-  }
+  add_unit_list(a, tx, "ComplaintDigest", "digest", unit, day, region, now_s,
+                (int)(sizeof names / sizeof *names), names, values);
   free(items);
   free(list);
   free(arr);
