@@ -66,6 +66,7 @@ class SmsGateway:
         self.fail_to = set()    # recipients ("to") whose every request fails (503)
         self.delay = 0.0
         self.total = 0          # every POST, including failed and duplicate ones
+        self.log = []           # every POST: (Idempotency-Key, body's order_no)
         self.key_counts = {}    # Idempotency-Key -> requests carrying it
         self.delivered = set()  # keys accepted (delivered) once
         gw = self
@@ -82,6 +83,11 @@ class SmsGateway:
                 key = self.headers.get("Idempotency-Key")
                 with gw.lock:
                     gw.total += 1
+                    try:
+                        ono = json.loads(body.decode("utf-8")).get("order_no")
+                    except (ValueError, AttributeError):
+                        ono = None
+                    gw.log.append((key, ono))
                     delay = gw.delay
                     if key:
                         gw.key_counts[key] = gw.key_counts.get(key, 0) + 1
@@ -132,6 +138,11 @@ class SmsGateway:
     def request_count(self):
         with self.lock:
             return self.total
+
+    def requests_since(self, n):
+        """(Idempotency-Key, order_no) of every POST after the first n."""
+        with self.lock:
+            return list(self.log[n:])
 
     def keys(self):
         with self.lock:
