@@ -18,6 +18,7 @@
 
 #include "auth.h"
 #include "clock.h"
+#include "valid.h"
 
 enum {
   C_ORDERS, C_CLOSED, C_IN_LIMIT, C_FIRST, C_TRANSFERRED, C_VALID, C_DELAYED, C_DELAY_MS,
@@ -283,20 +284,6 @@ static json_t *err_json(const kpi_err *e) {
   json_t *o = json_pack("{s:s, s:s}", "code", e->code, "message", e->message);
   json_object_set_new(o, "field", e->field ? json_string(e->field) : json_null());
   return o;
-}
-
-static bool valid_region(const char *r) {
-  if (strlen(r) != 6) return false;
-  for (const char *p = r; *p; p++)
-    if (*p < '0' || *p > '9') return false;
-  return true;
-}
-
-static bool valid_date(const char *s) {
-  if (strlen(s) != 10 || s[4] != '-' || s[7] != '-') return false;
-  for (int i = 0; i < 10; i++)
-    if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9')) return false;
-  return true;
 }
 
 static json_t *ratio(const kpi_def *k, long long num, long long den) {

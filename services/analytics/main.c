@@ -28,6 +28,7 @@
 #include "pg.h"
 #include "service.h"
 #include "sse.h"
+#include "valid.h"
 
 enum { RING_EVENTS = 20000, NPRODUCERS = 3 };
 
@@ -629,13 +630,6 @@ static void on_committed(const Kesu__V1__Envelope *env, void *arg) {
 }
 
 /* --- HTTP ----------------------------------------------------------------- */
-
-static bool valid_region(const char *r) {
-  if (strlen(r) != 6) return false;
-  for (const char *p = r; *p; p++)
-    if (*p < '0' || *p > '9') return false;
-  return true;
-}
 
 /* The region a request may look at: the asked one within the token's scope,
  * or the scope itself when asking for more than it covers. Returns false

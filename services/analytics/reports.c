@@ -17,6 +17,7 @@
 
 #include "auth.h"
 #include "clock.h"
+#include "valid.h"
 
 static pg_conn *g_pg;
 
@@ -42,20 +43,6 @@ static bool may_read(struct evhttp_request *req, const auth_ctx *auth) {
     http_reply_error(req, 403, "forbidden", "this token's role may not read reports", NULL);
     return false;
   }
-  return true;
-}
-
-static bool valid_region(const char *r) {
-  if (strlen(r) != 6) return false;
-  for (const char *p = r; *p; p++)
-    if (*p < '0' || *p > '9') return false;
-  return true;
-}
-
-static bool valid_date(const char *s, size_t n) {
-  if (strlen(s) != n || s[4] != '-' || (n == 10 && s[7] != '-')) return false;
-  for (size_t i = 0; i < n; i++)
-    if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9')) return false;
   return true;
 }
 
@@ -97,7 +84,7 @@ static bool period(struct evhttp_request *req, json_t *meta, char *from, char *t
   } else if (!f || !t) {
     http_reply_error(req, 422, "invalid_value", "from and to go together", f ? "to" : "from");
     return false;
-  } else if (!valid_date(f, 10) || !valid_date(t, 10)) {
+  } else if (!valid_date(f) || !valid_date(t)) {
     http_reply_error(req, 422, "invalid_value", "dates are YYYY-MM-DD", "from");
     return false;
   } else {
@@ -381,7 +368,7 @@ static bool month_arg(struct evhttp_request *req, rep_q *q, char *first, size_t 
     now[7] = '\0';
     m = now;
   }
-  if (!valid_date(m, 7)) {
+  if (!valid_date_n(m, 7)) {
     http_reply_error(req, 422, "invalid_value", "month is YYYY-MM", "month");
     return false;
   }

@@ -25,6 +25,7 @@
 #include "config.h"
 #include "log.h"
 #include "pg.h"
+#include "valid.h"
 
 static const char *content_type(const char *name) {
   const char *dot = strrchr(name, '.');
@@ -116,13 +117,6 @@ static void h_names(struct evhttp_request *req, const auth_ctx *auth, char **seg
 
 static pg_conn *g_pg; /* analytics' connection, from web_routes */
 
-static bool valid_day(const char *s) {
-  if (strlen(s) != 10 || s[4] != '-' || s[7] != '-') return false;
-  for (int i = 0; i < 10; i++)
-    if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9')) return false;
-  return true;
-}
-
 typedef struct {
   struct evhttp_request *req;
   json_t *o;
@@ -176,7 +170,7 @@ static void h_trend(struct evhttp_request *req, const auth_ctx *auth, char **seg
   today[10] = '\0';
   const char *date = http_query(req, "date");
   if (!date) date = today;
-  if (!valid_day(date)) {
+  if (!valid_date(date)) {
     http_reply_error(req, 422, "invalid_value", "date is YYYY-MM-DD", "date");
     return;
   }
@@ -188,7 +182,7 @@ static void h_trend(struct evhttp_request *req, const auth_ctx *auth, char **seg
     return;
   }
   const char *asked = http_query(req, "region");
-  if (asked && (strlen(asked) != 6 || strspn(asked, "0123456789") != 6)) {
+  if (asked && !valid_region(asked)) {
     http_reply_error(req, 422, "invalid_value", "region must be a 6-digit region code", "region");
     return;
   }
