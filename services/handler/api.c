@@ -159,6 +159,23 @@ static void on_queue(const pg_result_set *rs, void *arg) {
   ctx_free(c);
 }
 
+/* ?limit=: def when absent; false after a 422 when not an integer in 1…max. */
+static bool query_limit(struct evhttp_request *req, long def, long max, long *limit) {
+  const char *l = http_query(req, "limit");
+  *limit = def;
+  if (!l)
+    return true;
+  char *end;
+  *limit = strtol(l, &end, 10);
+  if (end == l || *end || *limit < 1 || *limit > max) {
+    char msg[64];
+    snprintf(msg, sizeof msg, "limit must be an integer from 1 to %ld", max);
+    http_reply_error(req, 422, "invalid_value", msg, "limit");
+    return false;
+  }
+  return true;
+}
+
 static void get_queue(struct evhttp_request *req, const auth_ctx *auth, char **segs, int nsegs,
                       void *arg) {
   (void)segs;
@@ -166,17 +183,9 @@ static void get_queue(struct evhttp_request *req, const auth_ctx *auth, char **s
   office *o = arg;
   if (refuse(req, o, auth))
     return;
-  long limit = QUEUE_DEFAULT;
-  const char *l = http_query(req, "limit");
-  if (l) {
-    char *end;
-    limit = strtol(l, &end, 10);
-    if (*end || limit < 1 || limit > QUEUE_MAX) {
-      http_reply_error(req, 422, "invalid_value", "limit must be an integer from 1 to 50000",
-                       "limit");
-      return;
-    }
-  }
+  long limit;
+  if (!query_limit(req, QUEUE_DEFAULT, QUEUE_MAX, &limit))
+    return;
   request_ctx *c = ctx_new(o, req, auth);
   char pattern[80], lim[16];
   scope_like_pattern(c->scope, pattern, sizeof pattern);
@@ -461,17 +470,9 @@ static void get_actions(struct evhttp_request *req, const auth_ctx *auth, char *
                      "status");
     return;
   }
-  long limit = 100;
-  const char *l = http_query(req, "limit");
-  if (l) {
-    char *end;
-    limit = strtol(l, &end, 10);
-    if (*end || limit < 1 || limit > 1000) {
-      http_reply_error(req, 422, "invalid_value", "limit must be an integer from 1 to 1000",
-                       "limit");
-      return;
-    }
-  }
+  long limit;
+  if (!query_limit(req, 100, 1000, &limit))
+    return;
   request_ctx *c = ctx_new(o, req, auth);
   char pattern[80], lim[16];
   scope_like_pattern(c->scope, pattern, sizeof pattern);
