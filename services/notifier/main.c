@@ -1211,6 +1211,11 @@ static bool staff_may_read(struct evhttp_request *req, const auth_ctx *auth) {
   return false;
 }
 
+/* The region prefix a token may read ("" = everything: admin). */
+static void scope_prefix(const auth_ctx *auth, char *prefix, size_t len) {
+  region_prefix(strcmp(auth->role, "admin") == 0 ? "" : auth->scope, prefix, len);
+}
+
 static json_t *json_time(PGresult *r, int row, int col) {
   if (PQgetisnull(r, row, col)) return json_null();
   char buf[40];
@@ -1287,7 +1292,7 @@ static void h_list(struct evhttp_request *req, const auth_ctx *auth, char **segs
     }
   }
   char prefix[64];
-  region_prefix(strcmp(auth->role, "admin") == 0 ? "" : auth->scope, prefix, sizeof prefix);
+  scope_prefix(auth, prefix, sizeof prefix);
   http_q *q = new_q(a, req, auth);
   const char *v[3] = {order_no ? order_no : "", status ? status : "", prefix};
   pg_tx *tx = pg_tx_new();
@@ -1407,7 +1412,7 @@ static void h_callbacks(struct evhttp_request *req, const auth_ctx *auth, char *
   snprintf(today, sizeof today, "%" PRId64,
            ((int64_t)day + 1) * 86400000 - (int64_t)8 * 3600000);
   char prefix[64];
-  region_prefix(strcmp(auth->role, "admin") == 0 ? "" : auth->scope, prefix, sizeof prefix);
+  scope_prefix(auth, prefix, sizeof prefix);
   http_q *q = new_q(a, req, auth);
   const char *v[3] = {unit ? unit : "", today, prefix};
   pg_tx *tx = pg_tx_new();
@@ -1471,7 +1476,7 @@ static void h_letters(struct evhttp_request *req, const auth_ctx *auth, char **s
     return;
   }
   char prefix[64];
-  region_prefix(strcmp(auth->role, "admin") == 0 ? "" : auth->scope, prefix, sizeof prefix);
+  scope_prefix(auth, prefix, sizeof prefix);
   http_q *q = new_q(a, req, auth);
   const char *v[3] = {status && strcmp(status, "printed") == 0 ? "printed" : "print",
                       order_no ? order_no : "", prefix};
@@ -1517,7 +1522,7 @@ static void h_printed(struct evhttp_request *req, const auth_ctx *auth, char **s
     return;
   }
   char prefix[64];
-  region_prefix(strcmp(auth->role, "admin") == 0 ? "" : auth->scope, prefix, sizeof prefix);
+  scope_prefix(auth, prefix, sizeof prefix);
   http_q *q = new_q(a, req, auth);
   snprintf(q->id, sizeof q->id, "%lld", id);
   char now[24];
