@@ -17,6 +17,14 @@
 
 enum { DRAIN_PAGE = 1000, REPLAY_MAX = 2000 };
 
+/* Run before the page reads: a prepared statement switches to a generic plan
+ * after five runs, and one made while the outbox was small is a sequential
+ * scan + sort that stays cached while the outbox grows (every drain read the
+ * whole table). Planned each time, `seq > $1 ORDER BY seq LIMIT n` is a range
+ * read of the primary key. (set_config(..., true): this transaction only.) */
+static const char SQL_CUSTOM_PLAN[] =
+    "SELECT set_config('plan_cache_mode', 'force_custom_plan', true)";
+
 void outbox_tx_append(pg_tx *tx, const char *schema, Kesu__V1__Envelope *env) {
   char event_id[37];
   if (!env->event_id || !*env->event_id) {
@@ -94,7 +102,7 @@ static void on_drained(const pg_result_set *rs, void *arg) {
     log_warn("outbox %s: drain failed: %s", self->schema, rs->error);
     return; /* the tick retries */
   }
-  PGresult *r = rs->res[0];
+  PGresult *r = rs->res[rs->n - 1];
   if (!self->started) {
     /* First query: start publishing after the current head. Consumers replay
      * anything committed before we came up. */
@@ -150,6 +158,7 @@ static void publisher_drain(outbox_publisher *self) {
     char after[24];
     snprintf(after, sizeof after, "%" PRIu64, self->published_seq);
     const char *vals[1] = {after};
+    pg_tx_add(tx, SQL_CUSTOM_PLAN, 0, NULL, NULL, NULL);
     pg_tx_add_binary_result(tx, self->sql_drain, 1, vals, NULL, NULL);
   }
   pg_conn_submit(self->pg, tx, on_drained, self);
@@ -215,8 +224,8 @@ static void on_replay_rows(const pg_result_set *rs, void *arg) {
     free(rq);
     return; /* the consumer times out and asks again */
   }
-  PGresult *rows = rs->res[0];
-  PGresult *head = rs->res[1];
+  PGresult *rows = rs->res[1];
+  PGresult *head = rs->res[2];
   int n = PQntuples(rows);
   char headseq[24];
   snprintf(headseq, sizeof headseq, "%s", PQntuples(head) ? PQgetvalue(head, 0, 0) : "0");
@@ -284,6 +293,7 @@ static void on_replay_request(void *sock, zmsg *m, void *arg) {
   pg_tx *tx = pg_tx_new();
   pg_tx_read_only(tx);
   const char *vals[2] = {a, mx};
+  pg_tx_add(tx, SQL_CUSTOM_PLAN, 0, NULL, NULL, NULL);
   pg_tx_add(tx, sql, 2, vals, NULL, NULL);
   pg_tx_add(tx, head, 0, NULL, NULL, NULL);
   pg_conn_submit(self->pg, tx, on_replay_rows, rq);
