@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "metrics.h"
 
 typedef struct {
   char *sql;
@@ -178,6 +179,18 @@ static void tx_finish(pg_tx *tx, bool ok, const char *error) {
     }
   }
   bool hooks = ok && !tx->internal && !tx->read_only;
+  if (!tx->internal) {
+    static metric *m_tx, *m_writes, *m_stmts;
+    if (!m_tx) {
+      m_tx = metric_counter("pg_transactions_total", "transactions run (one Sync each)");
+      m_writes = metric_counter("pg_write_transactions_total",
+                                "of those, the ones that may have written (not marked read-only)");
+      m_stmts = metric_counter("pg_statements_total", "statements in those transactions");
+    }
+    metric_add(m_tx, 1);
+    metric_add(m_writes, tx->read_only ? 0 : 1);
+    metric_add(m_stmts, tx->n);
+  }
   if (tx->cb) tx->cb(&rs, tx->arg);
   pg_tx_destroy(&tx);
   if (hooks)
