@@ -15,24 +15,39 @@
 
 enum { BATCH_MAX = 500, QUEUE_MAX = 20000 };
 
-static const char SQL_INSERT[] =
-    "INSERT INTO handler.orders (order_no, unit_id, region, dispatch_id, received_at, due_at, "
-    "complaint, state, wf_state, handler_id) VALUES ($1, $2, $3, $4::uuid, "
-    "handler.ms_ts($5::bigint), handler.ms_ts($6::bigint), $7::jsonb, 'open', NULLIF($8, ''), "
-    "$9) ON CONFLICT (order_no) DO "
-    "UPDATE SET unit_id = EXCLUDED.unit_id, dispatch_id = EXCLUDED.dispatch_id, "
-    "complaint = EXCLUDED.complaint, handler_id = EXCLUDED.handler_id, "
-    "former_handlers = CASE WHEN handler.orders.handler_id IS NOT NULL "
-    "AND handler.orders.handler_id <> EXCLUDED.handler_id "
-    "AND NOT handler.orders.handler_id = ANY(handler.orders.former_handlers) "
-    "THEN array_append(handler.orders.former_handlers, handler.orders.handler_id) "
-    "ELSE handler.orders.former_handlers END, "
-    "received_at = EXCLUDED.received_at, due_at = EXCLUDED.due_at, state = 'open', "
-    "closed_at = NULL, wf_state = coalesce(EXCLUDED.wf_state, handler.orders.wf_state) "
-    "WHERE handler.orders.dispatch_id IS DISTINCT FROM EXCLUDED.dispatch_id "
-    /* catching up after a stall: an order another handler holds (or closed)
-     * is not taken back on a dispatch that may be stale (no ack either) */
-    "AND NOT ($10::boolean AND handler.orders.handler_id IS DISTINCT FROM EXCLUDED.handler_id)";
+/* A dispatched order: new, or a re-dispatch of one stored before. Catching up
+ * after a stall ($10), an order another handler holds (or closed) is not taken
+ * back on a dispatch that may be stale (no ack either). */
+#define ORDER_UPSERT                                                                           \
+  "INSERT INTO handler.orders (order_no, unit_id, region, dispatch_id, received_at, due_at, "  \
+  "complaint, state, wf_state, handler_id) VALUES ($1, $2, $3, $4::uuid, "                     \
+  "handler.ms_ts($5::bigint), handler.ms_ts($6::bigint), $7::jsonb, 'open', NULLIF($8, ''), "  \
+  "$9) ON CONFLICT (order_no) DO "                                                             \
+  "UPDATE SET unit_id = EXCLUDED.unit_id, dispatch_id = EXCLUDED.dispatch_id, "                \
+  "complaint = EXCLUDED.complaint, handler_id = EXCLUDED.handler_id, "                         \
+  "former_handlers = CASE WHEN handler.orders.handler_id IS NOT NULL "                         \
+  "AND handler.orders.handler_id <> EXCLUDED.handler_id "                                      \
+  "AND NOT handler.orders.handler_id = ANY(handler.orders.former_handlers) "                   \
+  "THEN array_append(handler.orders.former_handlers, handler.orders.handler_id) "              \
+  "ELSE handler.orders.former_handlers END, "                                                  \
+  "received_at = EXCLUDED.received_at, due_at = EXCLUDED.due_at, state = 'open', "             \
+  "closed_at = NULL, wf_state = coalesce(EXCLUDED.wf_state, handler.orders.wf_state) "         \
+  "WHERE handler.orders.dispatch_id IS DISTINCT FROM EXCLUDED.dispatch_id "                    \
+  "AND NOT ($10::boolean AND handler.orders.handler_id IS DISTINCT FROM EXCLUDED.handler_id)"
+/* History rows as one JSON array (history_json()): one statement however many. */
+#define HISTORY_INSERT(param)                                                                  \
+  "INSERT INTO handler.order_history (order_no, seq, action, actor, actor_unit, at, reason, "  \
+  "from_unit, to_unit, answer, from_state, to_state) SELECT h.order_no, h.seq, h.action, "     \
+  "h.actor, h.actor_unit, handler.ms_ts(h.at), NULLIF(h.reason, ''), h.from_unit, h.to_unit, " \
+  "NULLIF(h.answer, ''), h.from_state, h.to_state FROM jsonb_to_recordset(" param "::jsonb) "  \
+  "AS h(order_no text, seq int, action text, actor text, actor_unit text, at bigint, "         \
+  "reason text, from_unit text, to_unit text, answer text, from_state text, to_state text) "   \
+  "ON CONFLICT (order_no, seq) DO NOTHING"
+static const char SQL_INSERT[] = ORDER_UPSERT;
+/* A dispatch with its history: one statement, one round of parse-bind-execute
+ * in the handler's (per-order) transaction instead of two. */
+static const char SQL_INSERT_WITH_HISTORY[] =
+    "WITH o AS (" ORDER_UPSERT " RETURNING 1) " HISTORY_INSERT("$11");
 /* An order reclassified by the centre: its copy here takes the new tier, level, VIP
  * flag and priority (complaint->'customer' exists for every stored order). */
 static const char SQL_RECLASSIFY[] =
@@ -45,11 +60,7 @@ static const char SQL_WF_STATE[] =
     "closed_at = CASE WHEN $2 IN ('closed', 'archived') "
     "THEN coalesce(closed_at, handler.ms_ts($3::bigint)) "
     "ELSE closed_at END WHERE order_no = $1 AND $2 <> ''";
-static const char SQL_HISTORY[] =
-    "INSERT INTO handler.order_history (order_no, seq, action, actor, actor_unit, at, reason, "
-    "from_unit, to_unit, answer, from_state, to_state) VALUES ($1, $2::int, $3, $4, $5, "
-    "handler.ms_ts($6::bigint), NULLIF($7, ''), $8, $9, NULLIF($10, ''), $11, $12) "
-    "ON CONFLICT (order_no, seq) DO NOTHING";
+static const char SQL_HISTORY[] = HISTORY_INSERT("$1");
 static const char SQL_RECALL[] =
     "UPDATE handler.orders SET state = 'moved' WHERE order_no = $1 AND state = 'open' "
     "AND unit_id IS DISTINCT FROM $2";
@@ -115,20 +126,25 @@ static void on_stored(const pg_result_set *rs, void *arg) {
   flush(self);
 }
 
+static char *history_json(Kesu__V1__HistoryEntry *const *hs, size_t n);
+
 static void add_insert(const order_store *self, pg_tx *tx, const stored_order *s) {
   char received[24], due[24];
   snprintf(received, sizeof received, "%" PRId64, s->received_at);
   snprintf(due, sizeof due, "%" PRId64, s->due_at);
-  const char *v[10] = {s->order_no, s->unit_id, s->region,         s->dispatch_id,
-                       received,    due,        s->complaint_json, s->wf_state,
-                       self->handler_id, s->suspect ? "true" : "false"};
-  pg_tx_add(tx, SQL_INSERT, 10, v, NULL, NULL);
   Kesu__V1__WorkOrder *x =
       s->history ? kesu__v1__work_order__unpack(NULL, s->history_len, s->history) : NULL;
-  if (x) {
-    store_add_history(tx, x->history, x->n_history);
+  char *rows = x ? history_json(x->history, x->n_history) : NULL;
+  if (x)
     kesu__v1__work_order__free_unpacked(x, NULL);
-  }
+  const char *v[11] = {s->order_no, s->unit_id, s->region,         s->dispatch_id,
+                       received,    due,        s->complaint_json, s->wf_state,
+                       self->handler_id, s->suspect ? "true" : "false", rows};
+  if (rows)
+    pg_tx_add(tx, SQL_INSERT_WITH_HISTORY, 11, v, NULL, NULL);
+  else
+    pg_tx_add(tx, SQL_INSERT, 10, v, NULL, NULL);
+  free(rows);
 }
 
 static void flush(order_store *self) {
@@ -214,7 +230,10 @@ void order_store_dispatch(order_store *self, const Kesu__V1__Dispatch *d) {
                0); /* after this loop turn: dispatches arriving together share a commit */
 }
 
-void store_add_history(pg_tx *tx, Kesu__V1__HistoryEntry *const *hs, size_t n) {
+/* The entries fit to keep (an order number, a seq, valid UTF-8) as the JSON
+ * array HISTORY_INSERT reads; NULL if none is. */
+static char *history_json(Kesu__V1__HistoryEntry *const *hs, size_t n) {
+  json_t *rows = json_array();
   for (size_t i = 0; i < n; i++) {
     const Kesu__V1__HistoryEntry *h = hs[i];
     const char *f[] = {h->order_no, h->action, h->actor, h->actor_unit, h->reason,
@@ -224,14 +243,26 @@ void store_add_history(pg_tx *tx, Kesu__V1__HistoryEntry *const *hs, size_t n) {
       good = text_ok(f[k]);
     if (!good)
       continue;
-    char seq[16], at[24];
-    snprintf(seq, sizeof seq, "%d", h->seq);
-    snprintf(at, sizeof at, "%" PRId64, h->at);
-    const char *hv[12] = {h->order_no,   seq,         h->action,     h->actor,
-                          h->actor_unit, at,          h->reason,     h->from_unit,
-                          h->to_unit,    h->answer,   h->from_state, h->to_state};
-    pg_tx_add(tx, SQL_HISTORY, 12, hv, NULL, NULL);
+    json_array_append_new(
+        rows, json_pack("{s:s, s:i, s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s}",
+                        "order_no", h->order_no, "seq", (int)h->seq, "action", h->action,
+                        "actor", h->actor, "actor_unit", h->actor_unit, "at", (json_int_t)h->at,
+                        "reason", h->reason, "from_unit", h->from_unit, "to_unit", h->to_unit,
+                        "answer", h->answer, "from_state", h->from_state, "to_state",
+                        h->to_state));
   }
+  char *out = json_array_size(rows) ? json_dumps(rows, JSON_COMPACT) : NULL;
+  json_decref(rows);
+  return out;
+}
+
+void store_add_history(pg_tx *tx, Kesu__V1__HistoryEntry *const *hs, size_t n) {
+  char *rows = history_json(hs, n);
+  if (!rows)
+    return;
+  const char *v[1] = {rows};
+  pg_tx_add(tx, SQL_HISTORY, 1, v, NULL, NULL);
+  free(rows);
 }
 
 void store_add_wf_state(pg_tx *tx, const char *order_no, const char *wf_state) {
