@@ -179,7 +179,7 @@ static void tx_finish(pg_tx *tx, bool ok, const char *error) {
     }
   }
   bool hooks = ok && !tx->internal && !tx->read_only;
-  if (!tx->internal) {
+  if (!tx->internal && tx->n > 0) { /* an empty one never reached the server */
     static metric *m_tx, *m_writes, *m_stmts;
     if (!m_tx) {
       m_tx = metric_counter("pg_transactions_total", "transactions run (one Sync each)");
