@@ -48,6 +48,7 @@ enum { TICK_MS = 100, REPLAY_TIMEOUT_MS = 3000, RETRY_MS = 500 };
 
 typedef struct qitem {
   Kesu__V1__Envelope *env;
+  int64_t at_ms; /* monotonic, when it was queued */
   struct qitem *next;
 } qitem;
 
@@ -57,7 +58,6 @@ struct consumer {
   char *schema, *producer;
   int batch_max;
   int64_t linger_ms;        /* a short batch waits this long for more (0: never) */
-  int64_t last_batch_ms;    /* monotonic: when the last batch began */
   struct event *ev_linger;
   consumer_apply_fn apply;
   consumer_batch_end_fn batch_end;
@@ -116,6 +116,7 @@ static void request_replay(consumer *self) {
 static void enqueue(consumer *self, Kesu__V1__Envelope *env) {
   qitem *q = malloc(sizeof *q);
   q->env = env;
+  q->at_ms = mono_ms();
   q->next = NULL;
   if (self->qtail)
     self->qtail->next = q;
@@ -234,11 +235,9 @@ static void on_batch(const pg_result_set *rs, void *arg) {
 static void consumer_flush(consumer *self) {
   if (self->inflight || !self->loaded || !self->qhead || !pg_conn_ready(self->pg)) return;
   if (self->linger_ms > 0 && self->qlen < (size_t)self->batch_max) {
-    /* Under steady traffic a batch begins at most once per linger_ms (a short
-     * one waits for the rest of the period to fill): fewer, larger transactions
-     * downstream, where latency matters less. An event after a quiet period
-     * (no batch begun in the last linger_ms) goes at once. */
-    int64_t wait = self->last_batch_ms + self->linger_ms - mono_ms();
+    /* Let a short batch fill for up to linger_ms after its first event arrived:
+     * fewer, larger transactions downstream when latency matters less. */
+    int64_t wait = self->qhead->at_ms + self->linger_ms - mono_ms();
     if (wait > 0) {
       if (!evtimer_pending(self->ev_linger, NULL)) {
         struct timeval tv = {(time_t)(wait / 1000), (suseconds_t)(wait % 1000) * 1000};
@@ -257,7 +256,6 @@ static void consumer_flush(consumer *self) {
   }
   if (!self->qhead) self->qtail = NULL;
   self->batch_n = n;
-  self->last_batch_ms = mono_ms();
   char from[24], to[24];
   snprintf(from, sizeof from, "%" PRIu64, self->pos.committed);
   snprintf(to, sizeof to, "%" PRIu64, self->batch[n - 1]->seq);
