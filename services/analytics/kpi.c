@@ -686,21 +686,11 @@ static kpi_q *kpi_prepare(struct evhttp_request *req, const auth_ctx *auth, cons
   for (int i = 0; i < ndim; i++)
     if (want[i]) q->groups[q->ngroups++] = i;
   /* region: within the token's scope, as a prefix of the subtree */
-  const char *asked = http_query(req, "region");
-  if (asked && !valid_region(asked)) {
-    err_set(e, 422, "invalid_value", "region must be a 6-digit region code", "region");
-    q_free(q);
-    return NULL;
-  }
-  const char *scope = auth->scope && *auth->scope ? auth->scope : "000000";
   char region[16];
-  if (!asked) asked = "000000";
-  if (auth_scope_covers(scope, asked))
-    snprintf(region, sizeof region, "%s", asked);
-  else if (auth_scope_covers(asked, scope))
-    snprintf(region, sizeof region, "%s", scope);
-  else {
-    err_set(e, 403, "forbidden", "region is outside your scope", "region");
+  const char *why = "";
+  int st = scoped_region(auth, http_query(req, "region"), region, sizeof region, &why);
+  if (st) {
+    err_set(e, st, st == 403 ? "forbidden" : "invalid_value", why, "region");
     q_free(q);
     return NULL;
   }
@@ -1071,13 +1061,8 @@ static void h_kpi_trend(struct evhttp_request *req, const auth_ctx *auth, char *
     http_reply_error(req, 422, "invalid_value", "granularity is day or hour", "granularity");
     return;
   }
-  const char *d = http_query(req, "days");
-  char *end = NULL;
-  long days = d ? strtol(d, &end, 10) : 14;
-  if (d && (*end || days < 1 || days > 92)) {
-    http_reply_error(req, 422, "invalid_value", "days is 1 … 92", "days");
-    return;
-  }
+  long days;
+  if (!query_days(req, &days)) return;
   const char *date = http_query(req, "date");
   if (date && !valid_date(date)) {
     http_reply_error(req, 422, "invalid_value", "date is YYYY-MM-DD", "date");

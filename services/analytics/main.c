@@ -631,28 +631,6 @@ static void on_committed(const Kesu__V1__Envelope *env, void *arg) {
 
 /* --- HTTP ----------------------------------------------------------------- */
 
-/* The region a request may look at: the asked one within the token's scope,
- * or the scope itself when asking for more than it covers. Returns false
- * (and replies 403/422) when they do not overlap. */
-static bool effective_region(struct evhttp_request *req, const auth_ctx *auth, const char *asked,
-                             char *out, size_t len) {
-  if (asked && !valid_region(asked)) {
-    http_reply_error(req, 422, "invalid_value", "region must be a 6-digit region code", "region");
-    return false;
-  }
-  const char *scope = auth->scope && *auth->scope ? auth->scope : "000000";
-  if (!asked) asked = "000000";
-  if (auth_scope_covers(scope, asked)) {
-    snprintf(out, len, "%s", asked);
-  } else if (auth_scope_covers(asked, scope)) {
-    snprintf(out, len, "%s", scope);
-  } else {
-    http_reply_error(req, 403, "forbidden", "region is outside your scope", "region");
-    return false;
-  }
-  return true;
-}
-
 typedef struct {
   struct evhttp_request *req;
   char region[16];

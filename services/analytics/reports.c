@@ -50,22 +50,9 @@ static bool may_read(struct evhttp_request *req, const auth_ctx *auth) {
  * replying 422/403. */
 static bool region_like(struct evhttp_request *req, const auth_ctx *auth, json_t *meta,
                         char *like, size_t len) {
-  const char *asked = http_query(req, "region");
-  if (asked && !valid_region(asked)) {
-    http_reply_error(req, 422, "invalid_value", "region must be a 6-digit region code", "region");
-    return false;
-  }
-  const char *scope = auth->scope && *auth->scope ? auth->scope : "000000";
   char region[16];
-  if (!asked) asked = "000000";
-  if (auth_scope_covers(scope, asked))
-    snprintf(region, sizeof region, "%s", asked);
-  else if (auth_scope_covers(asked, scope))
-    snprintf(region, sizeof region, "%s", scope);
-  else {
-    http_reply_error(req, 403, "forbidden", "region is outside your scope", "region");
+  if (!effective_region(req, auth, http_query(req, "region"), region, sizeof region))
     return false;
-  }
   json_object_set_new(meta, "region", json_string(region));
   size_t n = strlen(region);
   while (n >= 2 && region[n - 1] == '0' && region[n - 2] == '0') region[n -= 2] = '\0';

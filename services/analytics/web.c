@@ -174,29 +174,10 @@ static void h_trend(struct evhttp_request *req, const auth_ctx *auth, char **seg
     http_reply_error(req, 422, "invalid_value", "date is YYYY-MM-DD", "date");
     return;
   }
-  const char *d = http_query(req, "days");
-  char *end = NULL;
-  long days = d ? strtol(d, &end, 10) : 14;
-  if (d && (*end || days < 1 || days > 92)) {
-    http_reply_error(req, 422, "invalid_value", "days is 1 … 92", "days");
-    return;
-  }
-  const char *asked = http_query(req, "region");
-  if (asked && !valid_region(asked)) {
-    http_reply_error(req, 422, "invalid_value", "region must be a 6-digit region code", "region");
-    return;
-  }
-  const char *scope = auth->scope && *auth->scope ? auth->scope : "000000";
+  long days;
+  if (!query_days(req, &days)) return;
   char region[16];
-  if (!asked) asked = "000000";
-  if (auth_scope_covers(scope, asked))
-    snprintf(region, sizeof region, "%s", asked);
-  else if (auth_scope_covers(asked, scope))
-    snprintf(region, sizeof region, "%s", scope);
-  else {
-    http_reply_error(req, 403, "forbidden", "region is outside your scope", "region");
-    return;
-  }
+  if (!effective_region(req, auth, http_query(req, "region"), region, sizeof region)) return;
   trend_q *q = calloc(1, sizeof *q);
   q->req = req;
   q->o = json_pack("{s:s, s:s, s:s}", "granularity", hourly ? "hour" : "day", "date", date,
