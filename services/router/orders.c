@@ -490,6 +490,35 @@ static unsigned char *as_classified(PGresult *res, int i, int col, const Kesu__V
   return buf;
 }
 
+/* Row i of an order query (order_no, unit_id, region, complaint, dispatch_id, handler_id,
+ * wf_state, history, class; binary: text columns are their bytes, bytea is raw) to the
+ * dispatcher, with its workflow state, history and current class. An order with a
+ * dispatch_id and handler_id is kept for that handler (router restart); with '' for both
+ * (SQL_HELD_BY: its handler is gone) it goes to any ready one. False if undecodable. */
+static bool enqueue_row(router *r, PGresult *res, int i) {
+  const unsigned char *cb = (const unsigned char *)PQgetvalue(res, i, 3);
+  size_t clen = (size_t)PQgetlength(res, i, 3);
+  Kesu__V1__Complaint *c = kesu__v1__complaint__unpack(NULL, clen, cb);
+  if (!c) {
+    log_error("orders: stored complaint of %s is undecodable; not dispatched",
+              PQgetvalue(res, i, 0));
+    return false;
+  }
+  size_t xlen = 0, nlen = 0;
+  unsigned char *xb = history_extra(PQgetvalue(res, i, 0), PQgetvalue(res, i, 6),
+                                    PQgetvalue(res, i, 7), &xlen);
+  unsigned char *nb = as_classified(res, i, 8, c, &nlen);
+  bool held = *PQgetvalue(res, i, 4);
+  dispatcher_enqueue_held_extra(r->dispatcher, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+                                PQgetvalue(res, i, 2), nb ? nb : cb, nb ? nlen : clen,
+                                due_at_of(c), held ? PQgetvalue(res, i, 4) : NULL,
+                                held ? PQgetvalue(res, i, 5) : NULL, xb, xlen);
+  free(nb);
+  free(xb);
+  kesu__v1__complaint__free_unpacked(c, NULL);
+  return true;
+}
+
 static void on_open_orders(const pg_result_set *rs, void *arg) {
   router *r = arg;
   r->orders_reloading = false;
@@ -499,33 +528,9 @@ static void on_open_orders(const pg_result_set *rs, void *arg) {
   }
   PGresult *res = rs->res[0];
   int n = PQntuples(res), held = 0;
-  for (int i = 0; i < n; i++) {
-    /* Binary results: text columns are their bytes, bytea is raw. */
-    const unsigned char *cb = (const unsigned char *)PQgetvalue(res, i, 3);
-    size_t clen = (size_t)PQgetlength(res, i, 3);
-    Kesu__V1__Complaint *c = kesu__v1__complaint__unpack(NULL, clen, cb);
-    if (!c) {
-      log_error("orders: stored complaint of %s is undecodable; not dispatched",
-                PQgetvalue(res, i, 0));
-      continue;
-    }
-    /* the dispatch carries the workflow state and the history so far */
-    size_t xlen = 0;
-    unsigned char *xb = history_extra(PQgetvalue(res, i, 0), PQgetvalue(res, i, 6),
-                                      PQgetvalue(res, i, 7), &xlen);
-    if (*PQgetvalue(res, i, 4))
+  for (int i = 0; i < n; i++)
+    if (enqueue_row(r, res, i) && *PQgetvalue(res, i, 4))
       held++;
-    size_t nlen = 0;
-    unsigned char *nb = as_classified(res, i, 8, c, &nlen);
-    dispatcher_enqueue_held_extra(r->dispatcher, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
-                                  PQgetvalue(res, i, 2), nb ? nb : cb, nb ? nlen : clen,
-                                  due_at_of(c),
-                                  *PQgetvalue(res, i, 4) ? PQgetvalue(res, i, 4) : NULL,
-                                  *PQgetvalue(res, i, 4) ? PQgetvalue(res, i, 5) : NULL, xb, xlen);
-    free(nb);
-    free(xb);
-    kesu__v1__complaint__free_unpacked(c, NULL);
-  }
   r->orders_reloaded = true;
   log_info("orders: %d orders not yet acknowledged by a handler queued for dispatch (%d kept "
            "for the handler of their last dispatch)",
@@ -654,28 +659,8 @@ static void on_held_by(const pg_result_set *rs, void *arg) {
   }
   PGresult *res = rs->res[0];
   int n = PQntuples(res), moved = 0;
-  for (int i = 0; i < n; i++) {
-    const unsigned char *cb = (const unsigned char *)PQgetvalue(res, i, 3);
-    size_t clen = (size_t)PQgetlength(res, i, 3);
-    Kesu__V1__Complaint *c = kesu__v1__complaint__unpack(NULL, clen, cb);
-    if (!c) {
-      log_error("orders: stored complaint of %s is undecodable; not dispatched",
-                PQgetvalue(res, i, 0));
-      continue;
-    }
-    size_t xlen = 0;
-    unsigned char *xb = history_extra(PQgetvalue(res, i, 0), PQgetvalue(res, i, 6),
-                                      PQgetvalue(res, i, 7), &xlen);
-    size_t nlen = 0;
-    unsigned char *nb = as_classified(res, i, 8, c, &nlen);
-    dispatcher_enqueue_extra(r->dispatcher, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
-                             PQgetvalue(res, i, 2), nb ? nb : cb, nb ? nlen : clen, due_at_of(c),
-                             xb, xlen);
-    free(nb);
-    moved++;
-    free(xb);
-    kesu__v1__complaint__free_unpacked(c, NULL);
-  }
+  for (int i = 0; i < n; i++)
+    moved += enqueue_row(r, res, i);
   log_info("orders: handler %s is gone; %d open orders it held are dispatched again", fc->handler_id,
            moved);
   free(fc->handler_id);
