@@ -334,6 +334,19 @@ static bool channel_open(const app *a, const char *channel) {
   return true; /* im: the contact's address is the webhook */
 }
 
+/* One delivery, once: v = key, order_no ('' for none), region, event_type, address,
+ * channel, body, status, created and next attempt (ms), subject, recipient kind. */
+static void record_delivery(app *a, pg_tx *tx, const char *const v[12]) {
+  pg_tx_add(tx,
+            "INSERT INTO notify.deliveries (delivery_key, order_no, region, event_type, recipient,"
+            " channel, body, status, created_at, next_attempt_at, subject, recipient_kind)"
+            " VALUES ($1, NULLIF($2, ''), NULLIF($3, ''), $4, $5, $6, $7, $8,"
+            " to_timestamp($9::bigint / 1000.0), to_timestamp($10::bigint / 1000.0), $11, $12)"
+            " ON CONFLICT (delivery_key) DO NOTHING",
+            12, v, NULL, NULL);
+  a->recorded_in_batch++;
+}
+
 /* The region whose business hours a staff member keeps: the recipient
  * unit's (the contact's unit, else the unit the event concerns), else the
  * order's. */
@@ -405,22 +418,11 @@ static void add_delivery(app *a, pg_tx *tx, const ev_facts *f, const nrule *r, c
   const char *status = strcmp(r->channel, "letter") == 0 ? "print"
                        : channel_open(a, r->channel)     ? "pending"
                                                          : "no_gateway";
-  const char *v[11] = {key,     f->order_no, region, f->env->type, address, r->channel,
-                       body,    status,
-                       now,     due,         subject};
-  const char *v2[12];
-  memcpy(v2, v, sizeof v);
-  v2[11] = r->recipient;
-  pg_tx_add(tx,
-            "INSERT INTO notify.deliveries (delivery_key, order_no, region, event_type, recipient,"
-            " channel, body, status, created_at, next_attempt_at, subject, recipient_kind)"
-            " VALUES ($1, NULLIF($2, ''), NULLIF($3, ''), $4, $5, $6, $7, $8,"
-            " to_timestamp($9::bigint / 1000.0), to_timestamp($10::bigint / 1000.0), $11, $12)"
-            " ON CONFLICT (delivery_key) DO NOTHING",
-            12, v2, NULL, NULL);
+  const char *v[12] = {key,  f->order_no, region, f->env->type, address, r->channel,
+                       body, status,      now,    due,          subject, r->recipient};
+  record_delivery(a, tx, v);
   free(body);
   free(subject);
-  a->recorded_in_batch++;
 }
 
 static void apply_rules(app *a, pg_tx *tx, const ev_facts *f) {
@@ -560,19 +562,12 @@ static void add_unit_list(app *a, pg_tx *tx, const char *event_type, const char 
       char key[512];
       snprintf(key, sizeof key, "%s:%s:%s:%s:%s:%016" PRIx64, kind, unit, day, rl->recipient,
                rl->channel, address_hash(ct->address));
-      const char *v[10] = {key,  region, ct->address, rl->channel, body,
+      const char *v[12] = {key,   "",    region,  event_type, ct->address, rl->channel, body,
                            channel_open(a, rl->channel) ? "pending" : "no_gateway",
-                           now_s, subject, rl->recipient, event_type};
-      pg_tx_add(tx,
-                "INSERT INTO notify.deliveries (delivery_key, order_no, region, event_type,"
-                " recipient, channel, body, status, created_at, next_attempt_at, subject,"
-                " recipient_kind) VALUES ($1, NULL, NULLIF($2, ''), $10, $3, $4,"
-                " $5, $6, to_timestamp($7::bigint / 1000.0), to_timestamp($7::bigint / 1000.0),"
-                " $8, $9) ON CONFLICT (delivery_key) DO NOTHING",
-                10, v, NULL, NULL);
+                           now_s, now_s, subject, rl->recipient};
+      record_delivery(a, tx, v);
       free(body);
       free(subject);
-      a->recorded_in_batch++;
     }
   }
 }
