@@ -411,6 +411,9 @@ def make_bodies(total, provs, start=0):
 
 
 class Dispatched(threading.Thread):
+    """WorkOrderDispatched from the router's PUB: when each order was first dispatched, how
+    often, to which handler (bench/load.py uses it too)."""
+
     def __init__(self, endpoint):
         super().__init__(daemon=True)
         self.sock = zmq.Context.instance().socket(zmq.SUB)
@@ -444,6 +447,14 @@ class Dispatched(threading.Thread):
 CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.I)
 
 
+async def read_reply(reader):
+    """(status, body) of one HTTP/1.1 reply; the head in one read (the load generator's
+    own CPU is taken from the system's). bench/load.py uses it too."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    m = CONTENT_LENGTH.search(head)
+    return int(head[9:12]), (await reader.readexactly(int(m.group(1))) if m else b"")
+
+
 async def worker(port, token, bodies, queue, accepted, errors, pace=None):
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     while True:
@@ -459,11 +470,7 @@ async def worker(port, token, bodies, queue, accepted, errors, pace=None):
         writer.write((b"POST /v1/complaints HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                       b"Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
                       b"Content-Length: %d\r\n\r\n" % (token.encode(), len(b))) + b)
-        # the head in one read (the load generator's own CPU is taken from the system's)
-        head = await reader.readuntil(b"\r\n\r\n")
-        m = CONTENT_LENGTH.search(head)
-        data = await reader.readexactly(int(m.group(1))) if m else b""
-        status = int(head[9:12])
+        status, data = await read_reply(reader)
         if status == 201:
             accepted[json.loads(data)["order_no"]] = time.monotonic()
         else:

@@ -13,15 +13,13 @@ import json
 import os
 import random
 import sys
-import threading
 import time
 from urllib.parse import urlparse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "build", "gen", "py"))
 
-import zmq  # noqa: E402
-from kesu.v1 import envelope_pb2  # noqa: E402
+from dispatch import Dispatched, read_reply  # noqa: E402  (bench/dispatch.py)
 
 REGIONS = ["310115", "310104", "110105", "110108", "440305", "440103"]
 
@@ -37,29 +35,6 @@ def body(i):
     }, ensure_ascii=False).encode("utf-8")
 
 
-class Dispatched(threading.Thread):
-    def __init__(self, endpoint):
-        super().__init__(daemon=True)
-        self.sock = zmq.Context.instance().socket(zmq.SUB)
-        self.sock.setsockopt(zmq.SUBSCRIBE, b"WorkOrderDispatched")
-        self.sock.setsockopt(zmq.RCVTIMEO, 200)
-        self.sock.setsockopt(zmq.RCVHWM, 0)
-        self.sock.connect(endpoint)
-        self.at = {}
-        self.running = True
-
-    def run(self):
-        env = envelope_pb2.Envelope()
-        while self.running:
-            try:
-                frames = self.sock.recv_multipart()
-            except zmq.Again:
-                continue
-            now = time.monotonic()
-            env.ParseFromString(frames[1])
-            self.at.setdefault(env.order_no, now)
-
-
 async def worker(host, port, token, queue, accepted, errors):
     reader, writer = await asyncio.open_connection(host, port)
     while True:
@@ -72,17 +47,7 @@ async def worker(host, port, token, queue, accepted, errors):
                b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
                % (host.encode(), token.encode(), len(b))) + b
         writer.write(req)
-        status_line = await reader.readline()
-        length = 0
-        while True:
-            line = await reader.readline()
-            if line in (b"\r\n", b""):
-                break
-            k, _, v = line.partition(b":")
-            if k.strip().lower() == b"content-length":
-                length = int(v)
-        data = await reader.readexactly(length)
-        status = int(status_line.split()[1])
+        status, data = await read_reply(reader)
         if status == 201:
             accepted[json.loads(data)["order_no"]] = time.monotonic()
         else:
