@@ -2,6 +2,7 @@
 cluster, real ZeroMQ and HTTP, on ports of its own (KESU_PORT_OFFSET), with the
 controllable clock. The only stand-ins are the external providers (an HTTP SMS
 gateway) — local servers that speak the real protocol."""
+import contextlib
 import json
 import os
 import random
@@ -388,3 +389,29 @@ def wait_for(fn, timeout=30, interval=0.1, what="condition"):
             return last
         time.sleep(interval)
     raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
+
+
+@contextlib.contextmanager
+def notifier_with_sinks(system, extra=None):
+    """For one test: the shared system's notifier restarted with an SMTP sink and a local
+    IM/webhook gateway; afterwards the contacts whose address is that gateway's are removed
+    and the notifier is restarted as it was. Yields (notifier, im, smtp)."""
+    from smtp_sink import SmtpSink
+    im = SmsGateway()
+    smtp = SmtpSink()
+    system.services["notifier"].stop()
+    notifier = Service(system, "notifier", dict({"KESU_SMTP_URL": smtp.url,
+                                                 "KESU_SMTP_FROM": "kesu@example.com"},
+                                                **(extra or {})))
+    system.services["notifier"] = notifier
+    try:
+        notifier.start()
+        yield notifier, im, smtp
+    finally:
+        system.pg.query("DELETE FROM notify.contacts WHERE address LIKE %s", (im.url + "%",))
+        notifier.stop()
+        restored = Service(system, "notifier")
+        system.services["notifier"] = restored
+        restored.start()
+        im.close()
+        smtp.close()

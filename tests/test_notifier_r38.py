@@ -18,9 +18,8 @@ import tempfile
 
 import pytest
 
-from conftest import BIN, ROOT, Service, SmsGateway, wait_for
+from conftest import BIN, ROOT, notifier_with_sinks, wait_for
 from notify_hours import next_opening, working_day
-from smtp_sink import SmtpSink
 from streams import Subscriber
 from test_sla_repairs import at, report
 from test_sla_steps import at_handler, hact, new_order, step_timer, timers
@@ -49,34 +48,22 @@ PD_SMS = "13900000001"                          # sh-pd's, data/notify_contacts.
 def env(system):
     """The shared system's notifier with an SMTP sink, and IM robots for the
     handlers of sh-pd, sh-xh, sh-hp and the Shanghai centre."""
-    im = SmsGateway()
-    smtp = SmtpSink()
-    old = system.services["notifier"]
-    old.stop()
-    notifier = Service(system, "notifier", {"KESU_SMTP_URL": smtp.url,
-                                            "KESU_SMTP_FROM": "kesu@example.com"})
-    system.services["notifier"] = notifier
-    try:
-        notifier.start()
-        loads = notifier.tail(1 << 20).count(" rules, ")
-        system.pg.query(
-            "INSERT INTO notify.contacts VALUES ('sh-pd', 'handler', 'im', %s),"
-            " ('sh-xh', 'handler', 'im', %s), ('sh-hp', 'handler', 'im', %s),"
-            " ('sh', 'province_cs', 'im', %s),"
-            " ('sh-xh', 'handler', 'sms', %s), ('sh-hp', 'handler', 'sms', %s)",
-            (im.url + "/pd", im.url + "/xh", im.url + "/hp", im.url + "/centre", XH_SMS, HP_SMS))
-        wait_for(lambda: notifier.tail(1 << 20).count(" rules, ") > loads,
-                 what="notifier reloaded the contacts")
-        yield {"im": im, "smtp": smtp}
-    finally:
-        system.pg.query("DELETE FROM notify.contacts WHERE address LIKE %s OR address IN (%s, %s)",
-                        (im.url + "%", XH_SMS, HP_SMS))
-        notifier.stop()
-        restored = Service(system, "notifier")
-        system.services["notifier"] = restored
-        restored.start()
-        im.close()
-        smtp.close()
+    with notifier_with_sinks(system) as (notifier, im, smtp):
+        try:
+            loads = notifier.tail(1 << 20).count(" rules, ")
+            system.pg.query(
+                "INSERT INTO notify.contacts VALUES ('sh-pd', 'handler', 'im', %s),"
+                " ('sh-xh', 'handler', 'im', %s), ('sh-hp', 'handler', 'im', %s),"
+                " ('sh', 'province_cs', 'im', %s),"
+                " ('sh-xh', 'handler', 'sms', %s), ('sh-hp', 'handler', 'sms', %s)",
+                (im.url + "/pd", im.url + "/xh", im.url + "/hp", im.url + "/centre", XH_SMS,
+                 HP_SMS))
+            wait_for(lambda: notifier.tail(1 << 20).count(" rules, ") > loads,
+                     what="notifier reloaded the contacts")
+            yield {"im": im, "smtp": smtp}
+        finally:  # the IM robots' rows go with the sinks
+            system.pg.query("DELETE FROM notify.contacts WHERE address IN (%s, %s)",
+                            (XH_SMS, HP_SMS))
 
 
 def caught_up(system):

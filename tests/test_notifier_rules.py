@@ -8,9 +8,8 @@ import subprocess
 import tempfile
 import time
 
-from conftest import BIN, ROOT, Service, SmsGateway, complaint, wait_for
+from conftest import BIN, ROOT, SmsGateway, complaint, notifier_with_sinks, wait_for
 from notify_hours import next_opening, working_day
-from smtp_sink import SmtpSink
 
 RECEIPT = "【客诉】您的投诉已受理，工单号{order_no}，我们将在{promised}前答复您。"
 
@@ -139,16 +138,7 @@ def test_quiet_hours_hold_customer_sms_until_eight(system):
 
 
 def test_sla_warning_and_breach_reach_holder_and_supervisor(system):
-    im = SmsGateway()
-    smtp = SmtpSink()
-    old = system.services["notifier"]
-    old.stop()
-    notifier = Service(system, "notifier", {"KESU_SMTP_URL": smtp.url,
-                                            "KESU_SMTP_FROM": "kesu@example.com",
-                                            "KESU_SMS_TOKEN": "gw-secret"})
-    system.services["notifier"] = notifier
-    try:
-        notifier.start()
+    with notifier_with_sinks(system, {"KESU_SMS_TOKEN": "gw-secret"}) as (_, im, smtp):
         system.pg.query("INSERT INTO notify.contacts VALUES ('sh-pd', 'handler', 'im', %s),"
                         " ('sh-pd', 'supervisor', 'im', %s)", (im.url + "/holder",
                                                                   im.url + "/supervisor"))
@@ -226,11 +216,3 @@ def test_sla_warning_and_breach_reach_holder_and_supervisor(system):
         assert len(im_to("supervisor", "【督办工单】")) == 1
         assert len(mails()) == 1
         assert len(digests()) == 1
-    finally:
-        system.pg.query("DELETE FROM notify.contacts WHERE address LIKE %s", (im.url + "%",))
-        notifier.stop()
-        restored = Service(system, "notifier")
-        system.services["notifier"] = restored
-        restored.start()
-        im.close()
-        smtp.close()

@@ -8,12 +8,12 @@ an agreed time, the customer by SMS (quiet hours apply).
 
 The system and its clock are shared and only move forward: each test moves
 the clock to the local time of day it needs first."""
+import contextlib
 import datetime
 import time
 
-from conftest import Service, SmsGateway, wait_for
+from conftest import SmsGateway, notifier_with_sinks, wait_for
 from notify_hours import next_opening, working_day
-from smtp_sink import SmtpSink
 from streams import Subscriber
 from test_sla_repairs import at, now, report, to_local
 from test_sla_policies import ts
@@ -66,16 +66,8 @@ def with_contacts(system, im):
 
 
 def test_recommit_tells_the_centre_and_the_holder(system):
-    im = SmsGateway()
-    smtp = SmtpSink()
-    sub = Subscriber("tcp://127.0.0.1:%d" % (7120 + system.offset))
-    old = system.services["notifier"]
-    old.stop()
-    notifier = Service(system, "notifier", {"KESU_SMTP_URL": smtp.url,
-                                            "KESU_SMTP_FROM": "kesu@example.com"})
-    system.services["notifier"] = notifier
-    try:
-        notifier.start()
+    with notifier_with_sinks(system) as (_, im, smtp), \
+            contextlib.closing(Subscriber("tcp://127.0.0.1:%d" % (7120 + system.offset))) as sub:
         with_contacts(system, im)
         working_morning(system)
         no = new_order(system, title="宽带提速未生效",
@@ -121,15 +113,6 @@ def test_recommit_tells_the_centre_and_the_holder(system):
         assert [d for d in system.sms.for_order(no) if "时限" in d["body"]["text"]] == []
         assert len(im_texts(im, "/sms/centre", no)) == 1 and len(mails()) == 1
         assert len(moved_events(sub, no)) == 1
-    finally:
-        system.pg.query("DELETE FROM notify.contacts WHERE address LIKE %s", (im.url + "%",))
-        notifier.stop()
-        restored = Service(system, "notifier")
-        system.services["notifier"] = restored
-        restored.start()
-        sub.close()
-        im.close()
-        smtp.close()
 
 
 def test_appointment_sends_the_customer_the_agreed_time(system):
